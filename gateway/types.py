@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 # A JSON object as parsed by orjson: an event, an order, an answer.
@@ -11,5 +12,5 @@ JSON = dict[str, Any]
 Error = dict[str, Any]
 
 # An ASGI application's three arguments.
-Scope = dict[str, Any]
-Message = dict[str, Any]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]

@@ -101,9 +101,11 @@ def open_spool(url: str, max_records: int, dedupe_ttl: float) -> Spool:
     if url.startswith("sqlite://"):
         from gateway.spool.sqlite import SqliteSpool
 
-        return SqliteSpool(url.removeprefix("sqlite://"), max_records, dedupe_ttl)
+        sqlite_spool: Spool = SqliteSpool(url.removeprefix("sqlite://"), max_records, dedupe_ttl)
+        return sqlite_spool
     if url.startswith(("redis://", "rediss://")):
         from gateway.spool.redis import RedisSpool
 
-        return RedisSpool(url, max_records, dedupe_ttl)
+        redis_spool: Spool = RedisSpool(url, max_records, dedupe_ttl)
+        return redis_spool
     raise ValueError(f"IAN_SPOOL: unknown spool {url!r}")

@@ -6,6 +6,7 @@ Everything is lost when the process exits; `sqlite://` is the embedded default.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
@@ -60,15 +61,13 @@ class MemorySpool:
             return claimed
         self._wakeup.clear()
         timeout = wait if not self._due else min(wait, max(self._due[0][0] - time.monotonic(), 0))
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), timeout)
-        except TimeoutError:
-            pass
         return self._take(limit)
 
     def _take(self, limit: int) -> list[Claimed]:
         now = time.monotonic()
-        taken = []
+        taken: list[Claimed] = []
         while self._due and len(taken) < limit and self._due[0][0] <= now:
             _, record_id = heapq.heappop(self._due)
             record, attempts, _ = self._records[record_id]

@@ -1,0 +1,167 @@
+"""The gateway's ASGI application: the hot endpoints in plain ASGI, the rest in Starlette.
+
+`create_app(settings)` builds every part once; the lifespan opens the spool,
+the Connect client and the forwarder, and on shutdown stops them in reverse
+order so requests in flight finish and the spool is flushed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from importlib import resources
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.asgi import Receive, Send
+from gateway.connect import Connect
+from gateway.dedupe import Dedupe
+from gateway.forward import Forwarder
+from gateway.intake import Intake
+from gateway.metrics import CONTENT_TYPE, Metrics
+from gateway.settings import ConfigError, Settings
+from gateway.spool import Spool, open_spool
+from gateway.types import Scope
+
+log = logging.getLogger("gateway")
+
+EVENTS_PATH = "/v1/events"
+
+
+@dataclass
+class Parts:
+    """Everything one gateway process runs, built once."""
+
+    settings: Settings
+    metrics: Metrics
+    dedupe: Dedupe
+    spool: Spool
+    connect: Connect | None
+    forwarder: Forwarder | None
+
+
+class Snippet:
+    """`GET /ian.js`: the built snippet, with an ETag and long cache headers."""
+
+    def __init__(self) -> None:
+        source = resources.files("gateway").joinpath("static/ian.js")
+        self.body = source.read_bytes() if source.is_file() else b""
+        self.etag = '"' + hashlib.sha256(self.body).hexdigest()[:32] + '"'
+        self.headers = {
+            "ETag": self.etag,
+            "Cache-Control": "public, max-age=86400, stale-while-revalidate=604800",
+            "X-Content-Type-Options": "nosniff",
+            "Cross-Origin-Resource-Policy": "cross-origin",
+        }
+
+    async def __call__(self, request: Request) -> Response:
+        if not self.body:
+            return JSONResponse({"errors": [{"error": {
+                "message": "the snippet is not built (npm --prefix js run build)",
+                "error_code": 9999}}]}, status_code=404)
+        if request.headers.get("if-none-match") == self.etag:
+            return Response(status_code=304, headers=self.headers)
+        return Response(self.body, media_type="text/javascript; charset=utf-8",
+                        headers=self.headers)
+
+
+def build_parts(settings: Settings) -> Parts:
+    metrics = Metrics()
+    dedupe = Dedupe(settings.dedupe_ttl, settings.dedupe_max)
+    spool = open_spool(settings.spool, settings.spool_max, settings.dedupe_ttl)
+    connect = forwarder = None
+    if settings.forwarder:
+        settings.require_upstream()
+        connect = Connect(settings)
+        forwarder = Forwarder(spool, connect, settings.forward_concurrency, metrics)
+    return Parts(settings, metrics, dedupe, spool, connect, forwarder)
+
+
+class Gateway:
+    """Dispatches `/v1/events` straight to the intake; every other path goes to Starlette."""
+
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+        self.intake = Intake(parts.settings, parts.dedupe, parts.spool, parts.metrics)
+        self.snippet = Snippet()
+        self.starlette = Starlette(routes=self._routes(), lifespan=self._lifespan)
+
+    def _routes(self) -> list[Route]:
+        p = self.parts
+        routes = [
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/readyz", self.readyz, methods=["GET"]),
+            Route("/metrics", self.metrics, methods=["GET"]),
+            Route("/ian.js", self.snippet, methods=["GET", "HEAD"]),
+        ]
+        try:  # TEMP-WIP: order intake is being written
+            from gateway.order_intake import OrderIntake
+            routes.append(Route("/v1/orders", OrderIntake(p.settings, p.dedupe, p.spool),
+                                methods=["POST"]))
+        except ModuleNotFoundError:
+            pass
+        return routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == EVENTS_PATH:
+            await self.intake(scope, receive, send)
+            return
+        await self.starlette(scope, receive, send)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _: Starlette) -> AsyncIterator[None]:
+        p = self.parts
+        await p.spool.start()
+        if p.connect is not None and p.forwarder is not None:
+            await p.connect.start()
+            p.forwarder.start()
+        log.info("gateway ready (pid %s, spool %s)", os.getpid(), p.settings.spool)
+        try:
+            yield
+        finally:
+            if p.forwarder is not None:
+                await p.forwarder.stop()
+            if p.connect is not None:
+                await p.connect.close()
+            await p.spool.close()
+            log.info("gateway stopped")
+
+    async def healthz(self, _: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, _: Request) -> Response:
+        p = self.parts
+        checks = {"spool": True, "forwarder": p.forwarder is None or p.forwarder.running}
+        try:
+            depth = await p.spool.depth()
+        except Exception:
+            checks["spool"] = False
+            depth = -1
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks, "spool_depth": depth},
+                            status_code=200 if ready else 503)
+
+    async def metrics(self, _: Request) -> Response:
+        p = self.parts
+        p.metrics.spool_depth.set(await p.spool.depth())
+        p.metrics.spool_oldest.set(await p.spool.oldest_age())
+        return Response(p.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def create_app(settings: Settings) -> Gateway:
+    return Gateway(build_parts(settings))
+
+
+def create_app_from_env() -> Gateway:
+    """uvicorn's factory for `serve --workers N`: each worker reads the same environment."""
+    try:
+        return create_app(Settings.from_env(os.environ))
+    except ConfigError as exc:
+        raise SystemExit(f"ian-gateway: {exc}") from None

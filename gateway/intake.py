@@ -1,0 +1,189 @@
+"""Browser intake: `POST /v1/events` and its CORS preflight.
+
+Plain ASGI (STYLE: no per-request middleware task on the hot path). One request:
+read the bounded body, parse it with orjson, then for each event enrich ->
+validate -> dedupe, and put the new ones in the spool in one call. The answer
+is sent only once the spool has them (202), and never waits on the upstream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from gateway.asgi import (
+    BodyTooLarge,
+    Receive,
+    Send,
+    header,
+    media_type,
+    read_body,
+    respond,
+    respond_error,
+    respond_errors,
+)
+from gateway.catalog import ad_data
+from gateway.dedupe import Dedupe
+from gateway.enrich import ClientAddress, enrich, received_at
+from gateway.errors import ISSUES_CODE, issues
+from gateway.metrics import Metrics
+from gateway.settings import Settings
+from gateway.spool import Record, Spool, SpoolFull
+from gateway.types import Error, Scope
+from gateway.validate import validate_event
+
+MAX_BODY = 64 * 1024  # DESIGN.md: body over 64 KiB -> 413
+MAX_BATCH = 100  # DESIGN.md: {"events": [...]} with 1-100 events
+CONTENT_TYPES = frozenset({"text/plain", "application/json"})  # text/plain: sendBeacon
+PREFLIGHT_MAX_AGE = b"7200"  # Chromium caps Access-Control-Max-Age at 2 hours
+
+
+@dataclass
+class Outcome:
+    """The per-event answer of one request."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def reject(self, index: int, errors: list[Error]) -> None:
+        self.rejected.append({"index": index, "errors": errors})
+
+    @property
+    def status(self) -> int:
+        return 202 if self.accepted + self.duplicates >= 1 else 400
+
+    def answer(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+
+
+class Malformed(Exception):
+    """The envelope itself is wrong: 400 with a single 9999 error."""
+
+
+def events_of(body: bytes) -> list[Any]:
+    """The events of a body: one event object, or {"events": [1-100 events]}."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise Malformed("body is not UTF-8 JSON") from None
+    if not isinstance(parsed, dict):
+        raise Malformed("body must be an event object or {\"events\": [...]}")
+    if "events" not in parsed:
+        return [parsed]
+    events = parsed["events"]
+    if not isinstance(events, list) or not 1 <= len(events) <= MAX_BATCH:
+        raise Malformed(f"events must be a list of 1 to {MAX_BATCH} events")
+    return events
+
+
+class Intake:
+    def __init__(self, settings: Settings, dedupe: Dedupe, spool: Spool, metrics: Metrics) -> None:
+        self._dedupe = dedupe
+        self._spool = spool
+        self._metrics = metrics
+        self._address = ClientAddress(settings.trusted_proxies, settings.client_ip_header)
+        self._origins = frozenset(o.encode("latin-1") for o in settings.allowed_origins)
+        self._preflight_headers = [
+            (b"access-control-allow-methods", b"POST, OPTIONS"),
+            (b"access-control-allow-headers", b"Content-Type"),
+            (b"access-control-max-age", PREFLIGHT_MAX_AGE),
+            (b"vary", b"Origin"),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        origin = header(scope, b"origin")
+        if origin is not None and origin not in self._origins:
+            message = f"origin {origin.decode('latin-1')} is not allowed (IAN_ALLOWED_ORIGINS)"
+            return await self._answer_error(send, 403, message)
+        cors = [(b"access-control-allow-origin", origin), (b"vary", b"Origin")] if origin else []
+        if scope["method"] == "OPTIONS":
+            return await self._preflight(send, cors)
+        if scope["method"] != "POST":
+            return await self._answer_error(send, 405, "use POST", [(b"allow", b"POST, OPTIONS")])
+        await self._post(scope, receive, send, cors)
+
+    async def _preflight(self, send: Send, cors: list[tuple[bytes, bytes]]) -> None:
+        await send({"type": "http.response.start", "status": 204,
+                    "headers": [*cors[:1], *self._preflight_headers]})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _post(self, scope: Scope, receive: Receive, send: Send, cors: list[Any]) -> None:
+        kind, charset = media_type(header(scope, b"content-type"))
+        if kind not in CONTENT_TYPES or charset not in (None, "utf-8", "utf8"):
+            message = "Content-Type must be text/plain or application/json (UTF-8)"
+            return await self._answer_error(send, 415, message, cors)
+        try:
+            body = await read_body(scope, receive, MAX_BODY)
+            events = events_of(body)
+        except BodyTooLarge:
+            return await self._answer_error(send, 413, f"body over {MAX_BODY} bytes", cors)
+        except Malformed:
+            self._metrics.requests.labels("events", "400").inc()
+            return await respond_errors(send, 400, [issues()], cors)
+        try:
+            outcome = await self.accept(scope, events)
+        except SpoolFull as full:
+            retry = [(b"retry-after", str(full.retry_after).encode())]
+            message = "the gateway cannot take more events now; retry later"
+            return await self._answer_error(send, 503, message, [*cors, *retry])
+        self._metrics.requests.labels("events", str(outcome.status)).inc()
+        await respond(send, outcome.status, outcome.answer(), cors)
+
+    async def accept(self, scope: Scope, events: list[Any]) -> Outcome:
+        """enrich -> validate -> dedupe each event, then spool the new ones together."""
+        user_agent = (header(scope, b"user-agent") or b"").decode("latin-1")
+        user_ip = self._address.resolve(scope)
+        now = received_at()
+        outcome = Outcome()
+        fresh: list[Record] = []
+        for index, event in enumerate(events):
+            enrich(event, user_agent, user_ip, now)
+            errors = validate_event(event)
+            if errors:
+                outcome.reject(index, errors)
+                self._count_rejects(errors)
+                continue
+            key = self._key(event)
+            if self._dedupe.is_duplicate(key):
+                outcome.duplicates += 1
+                continue
+            fresh.append(Record("track", key, orjson.dumps(event), user_agent))
+        await self._store(fresh, outcome)
+        self._metrics.events.labels("track", "accepted").inc(outcome.accepted)
+        self._metrics.events.labels("track", "duplicate").inc(outcome.duplicates)
+        self._metrics.events.labels("track", "rejected").inc(len(outcome.rejected))
+        return outcome
+
+    @staticmethod
+    def _key(event: dict[str, Any]) -> str:
+        """The dedupe key: the event_id, which validation proved a UUID (case-insensitive)."""
+        found = ad_data(event)
+        assert found is not None, "a valid event has exactly one *_data object"
+        return str(found[1]["event_id"]).lower()
+
+    async def _store(self, fresh: list[Record], outcome: Outcome) -> None:
+        if not fresh:
+            return
+        try:
+            stored = await self._spool.put(fresh)
+        except SpoolFull:
+            self._dedupe.forget(record.key for record in fresh)
+            raise
+        new = sum(stored)
+        outcome.accepted += new
+        outcome.duplicates += len(stored) - new
+
+    def _count_rejects(self, errors: list[Error]) -> None:
+        for err in errors:
+            key = err.get("meta", {}).get("key", "")
+            self._metrics.rejects.labels(key, str(err["error"]["error_code"])).inc()
+
+    async def _answer_error(
+        self, send: Send, status: int, message: str, headers: list[Any] | None = None
+    ) -> None:
+        self._metrics.requests.labels("events", str(status)).inc()
+        await respond_error(send, status, message, ISSUES_CODE, headers or [])
+

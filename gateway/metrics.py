@@ -1,0 +1,48 @@
+"""Prometheus metrics, defined once; `GET /metrics` renders them.
+
+Gauges that are cheaper to read on demand than to keep (spool depth, oldest
+event's age) are set by `refresh` just before a scrape.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "ian_intake_requests", "Intake requests by endpoint and HTTP status",
+            ["endpoint", "status"], registry=r)
+        self.events = Counter(
+            "ian_intake_events", "Events and orders by outcome (accepted, duplicate, rejected)",
+            ["kind", "outcome"], registry=r)
+        self.rejects = Counter(
+            "ian_intake_rejects", "Rejected events by error key and code",
+            ["key", "code"], registry=r)
+        self.rate_limited = Counter(
+            "ian_rate_limited_requests", "Requests answered 429 by the rate limit", registry=r)
+        self.bots = Counter(
+            "ian_bot_events", "Events whose user agent looks like a bot", ["action"], registry=r)
+        self.upstream = Counter(
+            "ian_upstream_responses", "Upstream answers by kind and status (0: no answer)",
+            ["kind", "status"], registry=r)
+        self.forward_latency = Histogram(
+            "ian_forward_latency_seconds", "Upstream request latency", ["kind"], registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.retries = Counter(
+            "ian_forward_retries", "Records scheduled for a later attempt", ["kind"], registry=r)
+        self.dead_letters = Counter(
+            "ian_dead_letters", "Records moved to the dead letters", ["kind"], registry=r)
+        self.spool_depth = Gauge(
+            "ian_spool_depth", "Records waiting in the spool or in flight", registry=r)
+        self.spool_oldest = Gauge(
+            "ian_spool_oldest_seconds", "Age of the oldest waiting record", registry=r)
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))
