@@ -48,6 +48,19 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError("must be 0 or more")
+    return number
+
+
+def _log_format(value: str) -> str:
+    if value not in ("json", "text"):
+        raise ValueError("must be json or text")
+    return value
+
+
 def _flag(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -121,6 +134,20 @@ SETTINGS: tuple[Setting, ...] = (
             "Run the forwarder inside `serve`; false when `ian-gateway forward` runs it alone."),
     Setting("IAN_UPSTREAM_TIMEOUT", "upstream_timeout", _positive_float, "10",
             "Seconds one upstream request may take before it is retried."),
+    Setting("IAN_RATE_LIMIT", "rate_limit", _non_negative_float, "0",
+            "Requests per second one client IP may make to `/v1/*` (token bucket); 0: no limit. "
+            "Off by default: until `IAN_TRUSTED_PROXIES` is set behind a CDN, every request "
+            "seems to come from a few edge IPs."),
+    Setting("IAN_RATE_BURST", "rate_burst", _positive_int, "100",
+            "Requests one client IP may make at once before the rate applies."),
+    Setting("IAN_ANONYMIZE_IP", "anonymize_ip", _flag, "false",
+            "Zero the IPv4 last octet / IPv6 last 80 bits before the IP is stored, "
+            "forwarded or logged."),
+    Setting("IAN_DROP_BOTS", "drop_bots", _flag, "false",
+            "Reject events whose user agent is a bot (HeadlessChrome included); they are "
+            "counted in metrics either way."),
+    Setting("IAN_LOG_FORMAT", "log_format", _log_format, "json",
+            "`json` (one object per line, with a request id) or `text`."),
 )
 
 
@@ -142,6 +169,11 @@ class Settings:
     forward_concurrency: int = 64
     forwarder: bool = True
     upstream_timeout: float = 10.0
+    rate_limit: float = 0.0
+    rate_burst: int = 100
+    anonymize_ip: bool = False
+    drop_bots: bool = False
+    log_format: str = "json"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
