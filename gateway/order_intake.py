@@ -1,0 +1,148 @@
+"""Order intake: `POST /v1/orders`, server to server.
+
+Plain ASGI, the event intake's shape (gateway/intake.py) with the order-log
+document's rules: check the bearer key, read the bounded JSON body, then for each
+order validate -> dedupe, and put the new ones in the spool in one call as
+`order_log` records, forwarded to `/v2/ian/order/log`. The answer is sent once
+the spool has them (202) and never waits on the upstream.
+
+Not open to browsers (DESIGN.md): no CORS headers, no preflight.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from gateway.asgi import (
+    BodyTooLarge,
+    Receive,
+    Send,
+    header,
+    media_type,
+    read_body,
+    respond,
+    respond_error,
+    respond_errors,
+)
+from gateway.dedupe import Dedupe
+from gateway.errors import ISSUES_CODE, issues
+from gateway.intake import Malformed, Outcome
+from gateway.orders import order_key, validate_order
+from gateway.settings import Settings
+from gateway.spool import Record, Spool, SpoolFull
+from gateway.types import Scope
+
+# DESIGN.md: {"orders": [...]} with 1-500 orders, for backfills.
+MAX_BATCH = 500
+# A full batch of 500 orders of ~80 items each is about 8 MiB of JSON; past that a
+# client should send smaller batches (413), and the gateway's memory stays bounded.
+MAX_BODY = 8 * 1024 * 1024
+KIND = "order_log"  # spool kind the forwarder sends to /v2/ian/order/log
+
+UNAUTHORIZED = "missing or wrong API key: send Authorization: Bearer <key>"
+WRONG_TYPE = "Content-Type must be application/json (UTF-8)"
+TOO_LARGE = f"body over {MAX_BODY} bytes: send smaller batches"
+SPOOL_FULL = "the gateway cannot take more orders now; retry later"
+
+
+def orders_of(body: bytes) -> list[Any]:
+    """The orders of a body: one order object, or {"orders": [1-500 orders]}."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise Malformed("body is not UTF-8 JSON") from None
+    if not isinstance(parsed, dict):
+        raise Malformed('body must be an order object or {"orders": [...]}')
+    if "orders" not in parsed:
+        return [parsed]
+    orders = parsed["orders"]
+    if not isinstance(orders, list) or not 1 <= len(orders) <= MAX_BATCH:
+        raise Malformed(f"orders must be a list of 1 to {MAX_BATCH} orders")
+    return orders
+
+
+def bearer(value: bytes | None) -> bytes | None:
+    """The token of an `Authorization: Bearer <token>` header (RFC 6750; scheme any case)."""
+    if value is None:
+        return None
+    scheme, _, token = value.partition(b" ")
+    token = token.strip()
+    if scheme.lower() != b"bearer" or not token:
+        return None
+    return token
+
+
+class OrderIntake:
+    def __init__(self, settings: Settings, dedupe: Dedupe, spool: Spool) -> None:
+        self._dedupe = dedupe
+        self._spool = spool
+        # IAN_ORDERS_API_KEYS, as bytes once; empty: every request is refused.
+        self._keys = tuple(key.encode() for key in settings.orders_api_keys)
+        self._challenge = [(b"www-authenticate", b'Bearer realm="ian-gateway orders"')]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            return await respond_error(send, 405, "use POST", ISSUES_CODE, [(b"allow", b"POST")])
+        if not self._authorized(header(scope, b"authorization")):
+            return await respond_error(send, 401, UNAUTHORIZED, ISSUES_CODE, self._challenge)
+        await self._post(scope, receive, send)
+
+    def _authorized(self, authorization: bytes | None) -> bool:
+        """Constant-time against every key, so timing tells nothing about which one is near."""
+        token = bearer(authorization)
+        if token is None:
+            return False
+        matched = False
+        for key in self._keys:
+            matched |= hmac.compare_digest(token, key)
+        return matched
+
+    async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind, charset = media_type(header(scope, b"content-type"))
+        if kind != "application/json" or charset not in (None, "utf-8", "utf8"):
+            return await respond_error(send, 415, WRONG_TYPE, ISSUES_CODE)
+        try:
+            orders = orders_of(await read_body(scope, receive, MAX_BODY))
+        except BodyTooLarge:
+            return await respond_error(send, 413, TOO_LARGE, ISSUES_CODE)
+        except Malformed:
+            return await respond_errors(send, 400, [issues()])
+        try:
+            outcome = await self.accept(orders, datetime.now(UTC))
+        except SpoolFull as full:
+            retry = [(b"retry-after", str(full.retry_after).encode())]
+            return await respond_error(send, 503, SPOOL_FULL, ISSUES_CODE, retry)
+        await respond(send, outcome.status, outcome.answer())
+
+    async def accept(self, orders: list[Any], now: datetime) -> Outcome:
+        """validate -> dedupe each order, then spool the new ones together."""
+        outcome = Outcome()
+        fresh: list[Record] = []
+        for index, order in enumerate(orders):
+            errors = validate_order(order, now)
+            if errors:
+                outcome.reject(index, errors)
+                continue
+            key = order_key(order)
+            if self._dedupe.is_duplicate(key):
+                outcome.duplicates += 1
+                continue
+            fresh.append(Record(KIND, key, orjson.dumps(order), user_agent=""))
+        stored = await self._store(fresh)
+        outcome.accepted += sum(stored)
+        outcome.duplicates += len(stored) - sum(stored)
+        return outcome
+
+    async def _store(self, fresh: list[Record]) -> list[bool]:
+        """Per record, True if new; on SpoolFull the keys are forgotten so a retry is new."""
+        if not fresh:
+            return []
+        try:
+            return await self._spool.put(fresh)
+        except SpoolFull:
+            self._dedupe.forget(record.key for record in fresh)
+            raise
