@@ -1,0 +1,528 @@
+"""The embedded spool: one SQLite file shared by every worker process of one machine.
+
+Durability. The file is in WAL mode with `synchronous=FULL`: a commit returns
+only after the WAL is fsynced, so an event answered 202 survives a process
+crash AND a power loss or kernel panic. With `synchronous=NORMAL` a process
+crash still loses nothing (the WAL is in the OS page cache), but a power loss
+may roll back the last transactions before the next checkpoint
+(https://www.sqlite.org/pragma.html#pragma_synchronous,
+https://www.sqlite.org/wal.html). FULL costs one fsync per commit; group
+commit shares it among every `put` waiting at that moment (see
+loadtests/spool_bench.py for the measured price).
+
+Group commit. All writes (put, claim, ack, retry, dead, replay, purge) are
+queued to one writer thread per process, which runs what is queued (up to
+`max_batch` records, waiting at most `linger` s for more) in one
+`BEGIN IMMEDIATE` transaction, each call in its own savepoint so that one
+call's failure (SpoolFull) does not undo another's. A caller's future is
+resolved only after COMMIT, so intake answers 202 only for committed events.
+The event loop never blocks on sqlite or fsync.
+
+Several processes. `BEGIN IMMEDIATE` takes the write lock up front, so a busy
+database is waited for by `busy_timeout` instead of failing on a read-to-write
+upgrade (https://www.sqlite.org/lang_transaction.html). `claim` leases rows to
+this process (lease owner + lease end, kept in `due_at`): a row is due when
+`due_at <= now`, so a live lease hides it and an expired one (a dead worker)
+makes it claimable again. Dedupe keys live in their own table with an expiry,
+so a key is refused by every process for `dedupe_ttl` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import queue
+import shutil
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Generic, TypeVar
+
+from gateway.spool import Claimed, DeadLetter, Record, SpoolFull
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# `due_at`: when a waiting row is due, or when a leased row's lease ends.
+SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS records (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        body BLOB NOT NULL,
+        user_agent TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        enqueued_at REAL NOT NULL,
+        due_at REAL NOT NULL,
+        lease_owner TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS records_due ON records (due_at)",
+    """CREATE INDEX IF NOT EXISTS records_lease ON records (lease_owner)
+       WHERE lease_owner IS NOT NULL""",
+    """CREATE TABLE IF NOT EXISTS keys (
+        key TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS keys_expiry ON keys (expires_at)",
+    """CREATE TABLE IF NOT EXISTS dead_letters (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        body BLOB NOT NULL,
+        user_agent TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        answer TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        failed_at REAL NOT NULL
+    )""",
+    # count(*) walks a whole index; the capacity check runs on every put.
+    "CREATE TABLE IF NOT EXISTS counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID",
+    "INSERT OR IGNORE INTO counts VALUES ('records', (SELECT count(*) FROM records))",
+    """CREATE TRIGGER IF NOT EXISTS records_counted_in AFTER INSERT ON records
+       BEGIN UPDATE counts SET n = n + 1 WHERE name = 'records'; END""",
+    """CREATE TRIGGER IF NOT EXISTS records_counted_out AFTER DELETE ON records
+       BEGIN UPDATE counts SET n = n - 1 WHERE name = 'records'; END""",
+)
+
+COUNT_RECORDS: Final = "SELECT n FROM counts WHERE name = 'records'"
+# Inserted, or an expired key taken over: one change. An unexpired key: none.
+REMEMBER_KEY: Final = """
+    INSERT INTO keys (key, expires_at) VALUES (?, ?)
+    ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
+    WHERE keys.expires_at <= ?"""
+INSERT_RECORD: Final = """
+    INSERT INTO records (kind, key, body, user_agent, attempts, enqueued_at, due_at)
+    VALUES (?, ?, ?, ?, 0, ?, ?)"""
+CLAIM: Final = """
+    UPDATE records SET lease_owner = ?, due_at = ?
+    WHERE id IN (SELECT id FROM records WHERE due_at <= ? ORDER BY due_at, id LIMIT ?)
+    RETURNING id, kind, key, body, user_agent, attempts"""
+ANY_DUE: Final = "SELECT 1 FROM records WHERE due_at <= ? LIMIT 1"
+ACK: Final = "DELETE FROM records WHERE id = ?"
+RETRY: Final = """
+    UPDATE records SET due_at = ?, attempts = attempts + 1, lease_owner = NULL
+    WHERE id = ? AND lease_owner = ?"""
+BURY: Final = """
+    INSERT INTO dead_letters (id, kind, key, body, user_agent, status, answer, attempts, failed_at)
+    SELECT id, kind, key, body, user_agent, ?, ?, attempts + 1, ?
+    FROM records WHERE id = ? AND lease_owner = ?"""
+RELEASE_LEASES: Final = "UPDATE records SET due_at = ?, lease_owner = NULL WHERE lease_owner = ?"
+OLDEST: Final = "SELECT enqueued_at FROM records ORDER BY id LIMIT 1"
+DEAD_LETTERS: Final = """
+    SELECT id, kind, key, body, user_agent, status, answer, attempts, failed_at
+    FROM dead_letters ORDER BY failed_at, id LIMIT ?"""
+REPLAY_ALL: Final = """
+    INSERT INTO records (kind, key, body, user_agent, attempts, enqueued_at, due_at)
+    SELECT kind, key, body, user_agent, 0, ?, ? FROM dead_letters ORDER BY id"""
+REPLAY_ONE: Final = """
+    INSERT INTO records (kind, key, body, user_agent, attempts, enqueued_at, due_at)
+    SELECT kind, key, body, user_agent, 0, ?, ? FROM dead_letters WHERE id = ?"""
+PURGE_ALL: Final = "DELETE FROM dead_letters"
+PURGE_ONE: Final = "DELETE FROM dead_letters WHERE id = ?"
+FORGET_EXPIRED_KEYS: Final = """
+    DELETE FROM keys WHERE key IN (SELECT key FROM keys WHERE expires_at <= ? LIMIT ?)"""
+
+MIN_FREE_BYTES: Final = 100 * 1024 * 1024
+DISK_CHECK_INTERVAL: Final = 1.0  # statvfs at most once a second
+BUSY_TIMEOUT: Final = 10.0  # seconds a transaction waits for another process's write lock
+KEY_PURGE_CHUNK: Final = 10_000  # expired keys deleted per transaction, so no lock is held long
+
+
+@dataclass(slots=True)
+class _Op(Generic[T]):
+    """One spool call waiting for the writer: its work and where to deliver the answer."""
+
+    work: Callable[[sqlite3.Connection], T]
+    future: asyncio.Future[T]
+    loop: asyncio.AbstractEventLoop
+    size: int  # records it writes, for the batch bound
+
+
+_STOP: Final = object()
+
+
+def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if future.done():  # the caller was cancelled; its work is committed all the same
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+
+
+def _deliver(op: _Op[Any], value: Any, error: BaseException | None) -> None:
+    with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody to tell
+        op.loop.call_soon_threadsafe(_resolve, op.future, value, error)
+
+
+def _record(row: Sequence[Any]) -> Record:
+    return Record(kind=row[0], key=row[1], body=bytes(row[2]), user_agent=row[3])
+
+
+def _local_path(path: str) -> str:
+    """`open_spool` passes what follows `sqlite://`: `/./x.db` (the default
+    `sqlite:///./ian-spool.db`) means `./x.db` in the working directory, not `/x.db`."""
+    return path[1:] if path.startswith(("/./", "/../")) else path
+
+
+def _int_ids(ids: Sequence[str]) -> list[int]:
+    return [int(i) for i in ids if i.isdecimal()]
+
+
+class SqliteSpool:
+    def __init__(
+        self,
+        path: str,
+        max_records: int,
+        dedupe_ttl: float,
+        *,
+        synchronous: str = "FULL",
+        lease: float = 30.0,
+        linger: float = 0.0,
+        max_batch: int = 1000,
+        poll_interval: float = 0.05,
+        min_free_bytes: int = MIN_FREE_BYTES,
+    ) -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError("synchronous must be NORMAL or FULL")
+        self.path = _local_path(path)
+        self._max = max_records
+        self._ttl = dedupe_ttl
+        self._synchronous = synchronous
+        self._lease = lease
+        self._linger = linger
+        self._max_batch = max_batch
+        self._poll = poll_interval
+        self._min_free = min_free_bytes
+        self._dir = os.path.dirname(os.path.abspath(path))
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._queue: queue.SimpleQueue[_Op[Any] | object] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+        self._wakeup = asyncio.Event()
+        self._closed = False
+        self._disk_checked = 0.0
+        self._disk_full = False
+        self._keys_purged = time.monotonic()
+        self.commits = 0  # transactions the writer committed; tests and benchmarks read it
+
+    # -- life cycle --------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._writer is not None:
+            return
+        writer = await asyncio.to_thread(self._open)
+        self._reader = await asyncio.to_thread(self._connect)
+        self._writer = threading.Thread(
+            target=self._write_loop, args=(writer,), name="spool-writer", daemon=True
+        )
+        self._writer.start()
+
+    async def close(self) -> None:
+        """Commit what is queued, hand this process's leases back, stop the writer."""
+        if self._writer is None or self._closed:
+            return
+        release = self._submit(self._release_leases, size=1)
+        self._closed = True
+        self._queue.put(_STOP)
+        self._wakeup.set()
+        await release
+        await asyncio.to_thread(self._writer.join)
+        if self._reader is not None:
+            self._reader.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: transactions are ours (BEGIN IMMEDIATE / COMMIT), not the module's.
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        conn = self._connect()
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            conn.close()
+            raise RuntimeError(f"IAN_SPOOL: {self.path} cannot use WAL (journal_mode={mode})")
+        # The WAL file is truncated back to this size after a checkpoint.
+        conn.execute("PRAGMA journal_size_limit = 67108864")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in SCHEMA:
+                conn.execute(statement)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            conn.close()
+            raise
+        return conn
+
+    # -- the writer thread -------------------------------------------------
+
+    def _submit(self, work: Callable[[sqlite3.Connection], T], size: int) -> asyncio.Future[T]:
+        if self._writer is None:
+            raise RuntimeError("SqliteSpool.start() was not awaited")
+        if self._closed:
+            raise RuntimeError("the spool is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Op(work, future, loop, size))
+        return future
+
+    def _write_loop(self, conn: sqlite3.Connection) -> None:
+        try:
+            while True:
+                batch, stop = self._gather()
+                if batch:
+                    self._commit(conn, batch)
+                if stop:
+                    return
+                self._housekeeping(conn)
+        finally:
+            conn.close()
+
+    def _gather(self) -> tuple[list[_Op[Any]], bool]:
+        """What is queued now (after the first, waiting at most `linger`), up to `max_batch`."""
+        try:
+            first = self._queue.get(timeout=self._purge_interval())
+        except queue.Empty:
+            return [], False
+        if first is _STOP:
+            return [], True
+        assert isinstance(first, _Op)
+        batch: list[_Op[Any]] = [first]
+        size = first.size
+        deadline = time.monotonic() + self._linger
+        while size < self._max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self._queue.get(remaining > 0, max(remaining, 0.0))
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return batch, True
+            assert isinstance(item, _Op)
+            batch.append(item)
+            size += item.size
+        return batch, False
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Op[Any]]) -> None:
+        """One transaction for the batch; answers are delivered only once it is committed."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            outcomes = [self._run(conn, op) for op in batch]
+            conn.execute("COMMIT")
+        except Exception as exc:  # the writer thread must outlive any failure
+            log.error("spool transaction failed: %s", exc)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for op in batch:
+                _deliver(op, None, exc)
+            return
+        self.commits += 1
+        for op, (value, error) in zip(batch, outcomes, strict=True):
+            _deliver(op, value, error)
+
+    @staticmethod
+    def _run(conn: sqlite3.Connection, op: _Op[Any]) -> tuple[Any, Exception | None]:
+        """Run one call in a savepoint: its failure undoes it alone."""
+        conn.execute("SAVEPOINT op")
+        try:
+            value = op.work(conn)
+        except Exception as exc:
+            if not conn.in_transaction:  # sqlite rolled the whole transaction back (disk full, I/O)
+                raise
+            conn.execute("ROLLBACK TO op")
+            conn.execute("RELEASE op")
+            return None, exc
+        conn.execute("RELEASE op")
+        return value, None
+
+    def _purge_interval(self) -> float:
+        return max(min(60.0, self._ttl), 0.05)
+
+    def _housekeeping(self, conn: sqlite3.Connection) -> None:
+        """Forget expired dedupe keys now and then, in chunks so the lock is held briefly."""
+        if time.monotonic() - self._keys_purged < self._purge_interval():
+            return
+        self._keys_purged = time.monotonic()
+        try:
+            while True:
+                conn.execute("BEGIN IMMEDIATE")
+                deleted = conn.execute(FORGET_EXPIRED_KEYS, (time.time(), KEY_PURGE_CHUNK)).rowcount
+                conn.execute("COMMIT")
+                if deleted < KEY_PURGE_CHUNK:
+                    return
+        except sqlite3.Error as exc:
+            log.warning("could not forget expired dedupe keys: %s", exc)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+
+    # -- work run by the writer, inside the batch's transaction -------------
+
+    def _store(self, conn: sqlite3.Connection, records: Sequence[Record]) -> list[bool]:
+        (count,) = conn.execute(COUNT_RECORDS).fetchone()
+        if count + len(records) > self._max:
+            raise SpoolFull()
+        now = time.time()
+        expires = now + self._ttl
+        stored: list[bool] = []
+        rows = []
+        for record in records:
+            new = conn.execute(REMEMBER_KEY, (record.key, expires, now)).rowcount == 1
+            stored.append(new)
+            if new:
+                rows.append((record.kind, record.key, record.body, record.user_agent, now, now))
+        conn.executemany(INSERT_RECORD, rows)
+        return stored
+
+    def _lease_rows(self, conn: sqlite3.Connection, limit: int) -> list[Claimed]:
+        now = time.time()
+        rows = conn.execute(CLAIM, (self._owner, now + self._lease, now, limit)).fetchall()
+        rows.sort(key=lambda row: int(row[0]))
+        return [Claimed(str(row[0]), _record(row[1:5]), int(row[5])) for row in rows]
+
+    def _delete(self, conn: sqlite3.Connection, record_id: int) -> None:
+        conn.execute(ACK, (record_id,))
+
+    def _postpone(self, conn: sqlite3.Connection, record_id: int, delay: float) -> None:
+        # Only while the lease is ours: if it ran out and another worker holds it, theirs to settle.
+        conn.execute(RETRY, (time.time() + delay, record_id, self._owner))
+
+    def _bury(self, conn: sqlite3.Connection, record_id: int, status: int, answer: str) -> None:
+        buried = conn.execute(BURY, (status, answer, time.time(), record_id, self._owner)).rowcount
+        if buried:
+            conn.execute(ACK, (record_id,))
+
+    def _release_leases(self, conn: sqlite3.Connection) -> None:
+        conn.execute(RELEASE_LEASES, (time.time(), self._owner))
+
+    @staticmethod
+    def _replay_rows(conn: sqlite3.Connection, ids: Sequence[str] | None) -> int:
+        now = time.time()
+        if ids is None:
+            moved = conn.execute(REPLAY_ALL, (now, now)).rowcount
+            conn.execute(PURGE_ALL)
+            return int(moved)
+        moved = 0
+        for dead_id in _int_ids(ids):
+            if conn.execute(REPLAY_ONE, (now, now, dead_id)).rowcount:
+                conn.execute(PURGE_ONE, (dead_id,))
+                moved += 1
+        return moved
+
+    @staticmethod
+    def _purge_rows(conn: sqlite3.Connection, ids: Sequence[str] | None) -> int:
+        if ids is None:
+            return int(conn.execute(PURGE_ALL).rowcount)
+        return sum(conn.execute(PURGE_ONE, (dead_id,)).rowcount for dead_id in _int_ids(ids))
+
+    # -- reads, on their own connection (WAL readers do not wait for the writer) --
+
+    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._reader is None:
+            raise RuntimeError("SqliteSpool.start() was not awaited")
+        reader = self._reader
+
+        def run() -> T:
+            with self._read_lock:
+                return work(reader)
+
+        return await asyncio.to_thread(run)
+
+    # -- the Spool protocol ------------------------------------------------
+
+    async def put(self, records: Sequence[Record]) -> list[bool]:
+        if not records:
+            return []
+        if self._disk_nearly_full():
+            raise SpoolFull(retry_after=5)
+        try:
+            stored = await self._submit(lambda conn: self._store(conn, records), len(records))
+        except sqlite3.Error as exc:
+            # Locked past busy_timeout, disk I/O: intake answers 503, never 500.
+            raise SpoolFull() from exc
+        if any(stored):
+            self._wakeup.set()
+        return stored
+
+    def _disk_nearly_full(self) -> bool:
+        now = time.monotonic()
+        if now - self._disk_checked >= DISK_CHECK_INTERVAL:
+            self._disk_checked = now
+            self._disk_full = shutil.disk_usage(self._dir).free < self._min_free
+        return self._disk_full
+
+    async def claim(self, limit: int, wait: float) -> list[Claimed]:
+        deadline = time.monotonic() + wait
+        look = True  # first pass, or woken by a put here: go straight to the write lock
+        while not self._closed:
+            self._wakeup.clear()
+            if (look or await self._read(self._any_due)) and not self._closed:
+                claimed = await self._submit(lambda conn: self._lease_rows(conn, limit), 1)
+                if claimed:
+                    return claimed
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            # Other processes' puts and expired leases are seen by polling, cheaply (a read).
+            look = await self._sleep(min(remaining, self._poll))
+        return []
+
+    def _any_due(self, conn: sqlite3.Connection) -> bool:
+        return conn.execute(ANY_DUE, (time.time(),)).fetchone() is not None
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Wait for a put in this process, or `seconds`; True when woken."""
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def ack(self, claimed: Claimed) -> None:
+        record_id = int(claimed.id)
+        await self._submit(lambda conn: self._delete(conn, record_id), 1)
+
+    async def retry(self, claimed: Claimed, delay: float) -> None:
+        record_id = int(claimed.id)
+        await self._submit(lambda conn: self._postpone(conn, record_id, delay), 1)
+        if delay <= 0:
+            self._wakeup.set()
+
+    async def dead(self, claimed: Claimed, status: int, answer: str) -> None:
+        record_id = int(claimed.id)
+        await self._submit(lambda conn: self._bury(conn, record_id, status, answer), 1)
+
+    async def depth(self) -> int:
+        return await self._read(lambda conn: int(conn.execute(COUNT_RECORDS).fetchone()[0]))
+
+    async def oldest_age(self) -> float:
+        # Ids grow with time, so the lowest id is the oldest record (retries keep their id).
+        row = await self._read(lambda conn: conn.execute(OLDEST).fetchone())
+        return 0.0 if row is None else max(time.time() - float(row[0]), 0.0)
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        rows = await self._read(lambda conn: conn.execute(DEAD_LETTERS, (limit,)).fetchall())
+        return [
+            DeadLetter(str(row[0]), _record(row[1:5]), int(row[5]), row[6], int(row[7]), row[8])
+            for row in rows
+        ]
+
+    async def replay(self, ids: Sequence[str] | None = None) -> int:
+        moved = await self._submit(lambda conn: self._replay_rows(conn, ids), 1)
+        if moved:
+            self._wakeup.set()
+        return moved
+
+    async def purge(self, ids: Sequence[str] | None = None) -> int:
+        return await self._submit(lambda conn: self._purge_rows(conn, ids), 1)
