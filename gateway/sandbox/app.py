@@ -1,0 +1,162 @@
+"""The sandbox as one raw ASGI app: a route table, faults, tokens, handlers.
+
+`Sandbox.__init__` builds everything (routes, precomputed answers, seed tables);
+`__call__` only dispatches: match the route, inject faults on Connect calls,
+check the token, read the body, hand it to the handler (STYLE.md, rule 2).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.errors import error
+from gateway.sandbox.admin import Admin
+from gateway.sandbox.auth import TOKEN_TTL, Tokens
+from gateway.sandbox.clock import Clock
+from gateway.sandbox.faults import FaultConfig, Faults
+from gateway.sandbox.fulfillment import Fulfillment
+from gateway.sandbox.http import (
+    DROP,
+    BodyTooLarge,
+    Request,
+    Response,
+    drop,
+    error_response,
+    read_body,
+    send_response,
+)
+from gateway.sandbox.seed import Seed, load_seed
+from gateway.sandbox.store import Store
+from gateway.sandbox.track import OrderLog, Track
+from gateway.types import Scope
+
+logger = logging.getLogger("gateway.sandbox")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+# doc 002/003: "Order not found" -> 404 "Resource not found" 4000; any unknown path alike.
+NOT_FOUND = error_response(404, error("Resource not found", 4000))
+METHOD_NOT_ALLOWED = error_response(405, error("Method Not Allowed", 405))
+TOO_LARGE = error_response(413, error("Request Entity Too Large", 413))
+BROKEN = error_response(500, error("Internal Server Error", 500))
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    handlers: dict[str, Handler]  # by method
+    connect: bool  # a Connect endpoint: faults apply
+    auth: bool  # needs a valid bearer token
+
+
+class Sandbox:
+    """A local Instacart Connect; its state is public for in-process tests."""
+
+    def __init__(self, client_id: str, client_secret: str, token_ttl: float = TOKEN_TTL,
+                 faults: FaultConfig | None = None, seed: Seed | None = None) -> None:
+        self.seed = seed or load_seed()
+        self.store = Store()
+        self.clock = Clock()
+        self.tokens = Tokens(client_id, client_secret, token_ttl)
+        self.start_faults = faults or FaultConfig()
+        self.faults = Faults(self.start_faults)
+        self.orders = Fulfillment(self.seed, self.clock, self.store)
+        self.admin = Admin(self)
+        self.exact, self.patterns = self.routes()
+
+    def routes(self) -> tuple[dict[str, Route], list[tuple[re.Pattern[str], Route]]]:
+        admin, orders = self.admin, self.orders
+        exact = {
+            "/v2/oauth/token": Route({"POST": self.tokens.token_endpoint}, True, False),
+            "/v2/ian/track": Route({"POST": Track(self.store)}, True, True),
+            "/v2/ian/order/log": Route({"POST": OrderLog(self.store, self.clock)}, True, True),
+            "/_sandbox/seed": Route({"GET": admin.seed}, False, False),
+            "/_sandbox/received": Route({"GET": admin.received}, False, False),
+            "/_sandbox/stats": Route({"GET": admin.stats}, False, False),
+            "/_sandbox/faults": Route({"GET": admin.get_faults, "PUT": admin.put_faults},
+                                      False, False),
+            "/_sandbox/clock": Route({"GET": admin.clock, "POST": admin.clock}, False, False),
+            "/_sandbox/tokens/expire": Route({"POST": admin.expire_tokens}, False, False),
+            "/_sandbox/reset": Route({"POST": admin.reset}, False, False),
+        }
+        users = r"/v2/fulfillment/users/(?P<user_id>[^/]+)/orders"
+        patterns = [
+            (re.compile(users + "/delivery"), Route({"POST": orders.create}, True, True)),
+            (re.compile(users + "/(?P<order_id>[^/]+)"), Route({"GET": orders.get}, True, True)),
+            (re.compile(r"/_sandbox/orders/(?P<order_id>[^/]+)"),
+             Route({"GET": admin.order}, False, False)),
+        ]
+        return exact, patterns
+
+    def reset(self) -> None:
+        self.store.reset()
+        self.orders.reset()
+        self.clock.reset()
+        self.faults.set(self.start_faults)
+
+    def match(self, path: str) -> tuple[Route, dict[str, str]] | None:
+        route = self.exact.get(path)
+        if route is not None:
+            return route, {}
+        for pattern, candidate in self.patterns:
+            found = pattern.fullmatch(path)
+            if found is not None:
+                return candidate, found.groupdict()
+        return None
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request = Request(scope["method"], scope["path"], scope["headers"], scope["query_string"])
+        response = await self.handle(request, receive)
+        if response is DROP:
+            await drop(scope, receive, send)
+            return
+        await send_response(send, response)
+
+    async def handle(self, request: Request, receive: Any) -> Response:
+        matched = self.match(request.path)
+        if matched is None:
+            return NOT_FOUND
+        route, request.params = matched
+        handler = route.handlers.get(request.method)
+        if handler is None:
+            return METHOD_NOT_ALLOWED
+        try:
+            request.body = await read_body(receive)
+        except BodyTooLarge:
+            return TOO_LARGE
+        if route.connect:
+            fault = await self.faults.inject()
+            if fault is not None:
+                return fault
+        if route.auth:
+            denied = self.tokens.check(request.raw_header(b"authorization"))
+            if denied is not None:
+                return denied
+        return await call(handler, request)
+
+
+async def call(handler: Handler, request: Request) -> Response:
+    """The handler's answer; a bug answers 500 with the error object, never a traceback page."""
+    try:
+        return await handler(request)
+    except Exception:
+        logger.exception("sandbox handler failed: %s %s", request.method, request.path)
+        return BROKEN
+
+
+async def lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,31 @@
+"""The sandbox clock: real time plus an offset that `POST /_sandbox/clock` advances.
+
+Order lifecycles and the order-log three-day rule read it, so tests move time
+instead of sleeping. Token expiry does not: the gateway refreshes on real time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, seconds: float) -> datetime:
+        if seconds < 0:
+            raise ValueError("advance_s must be >= 0: the sandbox clock never goes back")
+        self.offset += timedelta(seconds=seconds)
+        return self.now()
+
+    def reset(self) -> None:
+        self.offset = timedelta()
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a Z, as the documents' examples write times."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,380 @@
+"""Create and get delivery orders: documents 002 and 003.
+
+Checks run in the order Instacart reports them: the user in the path, the shape of
+the request (9999), field rows (1001, all at once), the order id (1003), then the
+cart against the catalog (2006, 2007, 2000, 2012, limits, alcohol). Every message,
+code and meta is the row of document 002's error table that names it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import date
+from typing import Any
+from urllib.parse import quote
+
+from gateway.errors import BLANK, error, invalid
+from gateway.sandbox.clock import Clock
+from gateway.sandbox.http import (
+    Request,
+    Response,
+    error_response,
+    errors_response,
+    json_body,
+    json_response,
+    malformed,
+)
+from gateway.sandbox.lifecycle import Line, Order
+from gateway.sandbox.seed import Seed, User
+from gateway.sandbox.store import Store
+from gateway.types import JSON, Error
+
+# doc 002, OrderItem.replacement_policy: one of these three.
+REPLACEMENT_POLICIES = frozenset({"no_replacements", "users_choice", "shoppers_choice"})
+NEGATIVE = "must be greater than or equal to 0"  # doc 002: negative count / weight
+MISSING_OR_INVALID = "Required parameter missing or invalid"  # doc 002: phone, birthday
+_PHONE = re.compile(r"\+?[0-9][0-9 ().-]{8,18}[0-9]")
+
+# doc 003: "Order not found" -> 404 "Resource not found" 4000, no meta.
+ORDER_NOT_FOUND = error_response(404, error("Resource not found", 4000))
+# doc 002/003: "Inactive user" -> 403 "User Not Active", error_code null.
+USER_NOT_ACTIVE = error_response(403, {"error": {"message": "User Not Active", "error_code": None}})
+# doc 002: "Order id already exists" -> "Order already in use." 1003, no meta.
+ORDER_IN_USE = errors_response([error("Order already in use.", 1003)])
+# doc 002: "Fails alcohol compliance check" -> 2001, no meta.
+ALCOHOL_REFUSED = errors_response([error(
+    "Alcoholic items can not be added to this order. Please remove and retry.", 2001)])
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def code_of(item: JSON) -> tuple[str, str]:
+    """("upc" | "rrc", code) of a doc 002 Item object: "One of the following"."""
+    upc = item.get("upc")
+    if isinstance(upc, str) and upc:
+        return "upc", upc
+    return "rrc", str(item.get("rrc"))
+
+
+def item_ok(entry: Any) -> bool:
+    """doc 002 OrderItem: line_num and item required; count an integer, weight a number."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("line_num"), str | int):
+        return False
+    item = entry.get("item")
+    if not isinstance(item, dict) or not any(
+            isinstance(item.get(k), str) and item.get(k) for k in ("upc", "rrc")):
+        return False
+    checks = (("count", is_int), ("weight", is_number),
+              ("replacement_policy", lambda v: isinstance(v, str)),
+              ("replacement_items", lambda v: isinstance(v, list)),
+              ("metadata", lambda v: isinstance(v, dict)))
+    return all(check(entry[name]) for name, check in checks if entry.get(name) is not None)
+
+
+def shape_ok(body: JSON) -> bool:
+    """doc 002 "Invalid order params*": the required fields, with their JSON types."""
+    order_id, items = body.get("order_id"), body.get("items")
+    if not isinstance(order_id, str) or not order_id:
+        return False
+    if not is_int(body.get("service_option_hold_id")) or not is_int(body.get("initial_tip_cents")):
+        return False
+    if not isinstance(body.get("address"), dict):
+        return False
+    for name in ("user", "metadata"):
+        if body.get(name) is not None and not isinstance(body[name], dict):
+            return False
+    return isinstance(items, list) and bool(items) and all(item_ok(entry) for entry in items)
+
+
+def item_field_errors(items: list[JSON]) -> list[Error]:
+    errors = []
+    for index, entry in enumerate(items):
+        prefix = f"items[{index}]."
+        for name in ("count", "weight"):
+            # doc 002: "Invalid quantity (negative count)" / "(negative weight)"
+            if is_number(entry.get(name)) and entry[name] < 0:
+                errors.append(invalid(NEGATIVE, prefix + name))
+        policy = entry.get("replacement_policy")
+        if policy is not None and policy not in REPLACEMENT_POLICIES:
+            # doc 002: "Invalid replacement_policy"
+            errors.append(invalid("is not included in the list", prefix + "replacement_policy"))
+    return errors
+
+
+def birthday(value: Any) -> date | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def age_on(born: date, today: date) -> int:
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def excess(amount: float) -> str:
+    return f"{amount:g}"
+
+
+class Fulfillment:
+    """The orders of one sandbox and the two fulfillment endpoints."""
+
+    def __init__(self, seed: Seed, clock: Clock, store: Store) -> None:
+        self.seed = seed
+        self.clock = clock
+        self.store = store
+        self.orders: dict[str, Order] = {}
+
+    def reset(self) -> None:
+        self.orders = {}
+
+    def user(self, user_id: str) -> User | Response:
+        user = self.seed.users.get(user_id)
+        if user is None:
+            # doc 002/003: "Invalid user id" -> "User Not Found" 1001 {"key":"user_id"}
+            return errors_response([invalid("User Not Found", "user_id")])
+        return user if user.active else USER_NOT_ACTIVE
+
+    async def get(self, request: Request) -> Response:
+        """doc 003: `GET /v2/fulfillment/users/{user_id}/orders/{order_id}`."""
+        user = self.user(request.params["user_id"])
+        if isinstance(user, Response):
+            return user
+        order = self.orders.get(request.params["order_id"])
+        if order is None or order.user_id != user.id:
+            return ORDER_NOT_FOUND
+        view = order.connect_view(self.clock.now(), order_url(request, order.id))
+        view["pos_payment_method"] = "UNSPECIFIED"  # doc 003's examples
+        return json_response(200, view)
+
+    async def create(self, request: Request) -> Response:
+        """doc 002: `POST /v2/fulfillment/users/{user_id}/orders/delivery`."""
+        answer = self.check_create(request)
+        if isinstance(answer, Response):
+            self.store.reject("delivery")
+            return answer
+        body, order = answer
+        self.orders[order.id] = order
+        self.store.accept("delivery", body, request.raw_headers)
+        return json_response(200, order.connect_view(self.clock.now(),
+                                                     order_url(request, order.id)))
+
+    def check_create(self, request: Request) -> tuple[JSON, Order] | Response:
+        user = self.user(request.params["user_id"])
+        if isinstance(user, Response):
+            return user
+        body = json_body(request)
+        if isinstance(body, Response):
+            return body
+        if not shape_ok(body):
+            return malformed()
+        errors = self.field_errors(user, body)
+        if errors:
+            return errors_response(errors)
+        if body["order_id"] in self.orders:
+            return ORDER_IN_USE
+        lines = self.cart(body)
+        if isinstance(lines, Response):
+            return lines
+        return body, self.build(user, body, lines)
+
+    def field_errors(self, user: User, body: JSON) -> list[Error]:
+        errors = item_field_errors(body["items"])
+        errors += self.tip_errors(body["initial_tip_cents"])
+        errors += self.store_errors(body.get("location_code"))
+        errors += self.hold_errors(body["service_option_hold_id"])
+        errors += self.phone_errors(user, body.get("user") or {})
+        errors += self.address_errors(body["address"])
+        return errors
+
+    def tip_errors(self, tip: int) -> list[Error]:
+        if tip < 0:
+            return [invalid(NEGATIVE, "initial_tip_cents")]
+        if tip > self.seed.limits.max_tip_cents:
+            # doc 002: "Tip over maximum"
+            dollars = f"${self.seed.limits.max_tip_cents / 100:,.2f}"
+            return [invalid(f"Tip value is above maximum: {dollars}.", "initial_tip_cents")]
+        return []
+
+    def store_errors(self, location_code: Any) -> list[Error]:
+        if location_code is None or location_code in self.seed.stores:
+            return []
+        # doc 002: "Invalid location code"
+        return [invalid("Could not find specified store.", "location_code")]
+
+    def hold_errors(self, hold_id: int) -> list[Error]:
+        hold = self.seed.holds.get(hold_id)
+        if hold is None:
+            return [invalid("Hold not found", "service_option_hold_id")]  # doc 002
+        if hold.expired:
+            # doc 002: "Expired ETA option hold"
+            return [invalid("ETA option hold has expired.", "service_option_hold_id")]
+        return []
+
+    def phone_errors(self, user: User, order_user: JSON) -> list[Error]:
+        phone = order_user.get("phone_number")
+        if phone not in (None, ""):
+            if isinstance(phone, str) and _PHONE.fullmatch(phone):
+                return []
+            # doc 002: "User with invalid phone number" -> {"key":"user_phone"}
+            return [invalid(MISSING_OR_INVALID, "user_phone")]
+        if user.phone_number:
+            return []
+        # doc 002: "User and order without phone number" -> {"key":"user.phone_number"}
+        return [invalid(BLANK, "user.phone_number")]
+
+    def address_errors(self, address: JSON) -> list[Error]:
+        line_1, postal_code = address.get("address_line_1"), address.get("postal_code")
+        if not isinstance(line_1, str) or not line_1.strip() or not isinstance(postal_code, str):
+            return [invalid("invalid_address", "address")]  # doc 002: "Invalid address"
+        if postal_code in self.seed.unsupported_postal_codes:
+            return [invalid("not supported", "postal_code")]  # doc 002: unsupported
+        if postal_code not in self.seed.supported_postal_codes:
+            return [invalid("not found", "postal_code")]  # doc 002: invalid postal code
+        return []
+
+    def cart(self, body: JSON) -> list[Line] | Response:
+        items: list[JSON] = body["items"]
+        for check in (duplicate_line_nums, duplicate_items, self.not_found):
+            answer = check(items)
+            if answer is not None:
+                return answer
+        lines = [self.line(entry) for entry in items]
+        for rule in (wrong_quantity, self.too_much, self.alcohol):
+            answer = rule(lines, items, body)
+            if answer is not None:
+                return answer
+        return lines
+
+    def not_found(self, items: list[JSON]) -> Response | None:
+        missing = [code_of(e["item"]) for e in items if self.seed.find(e["item"]) is None]
+        if not missing:
+            return None
+        # doc 002: "Invalid items" -> "2 items not found." 2000 with upcs and items
+        noun = "item" if len(missing) == 1 else "items"
+        meta: JSON = {"upcs": [code for kind, code in missing if kind == "upc"],
+                      "items": [{f"item_{kind}": code} for kind, code in missing]}
+        rrcs = [code for kind, code in missing if kind == "rrc"]
+        if rrcs:
+            meta["rrcs"] = rrcs
+        return errors_response([{"error": {"message": f"{len(missing)} {noun} not found.",
+                                           "error_code": 2000}, "meta": meta}])
+
+    def line(self, entry: JSON) -> Line:
+        product = self.seed.find(entry["item"])
+        assert product is not None  # not_found ran first
+        quantity = entry.get("weight") if product.by_weight else entry.get("count")
+        # doc 002: users_choice is the default with replacement_items, shoppers_choice otherwise
+        replacements = [p for r in entry.get("replacement_items") or []
+                        if isinstance(r, dict) and (p := self.seed.find(r)) is not None]
+        default = "users_choice" if entry.get("replacement_items") else "shoppers_choice"
+        return Line(str(entry["line_num"]), product, quantity or 0,
+                    entry.get("replacement_policy") or default, replacements,
+                    entry.get("metadata"))
+
+    def too_much(self, lines: list[Line], items: list[JSON], body: JSON) -> Response | None:
+        limits = self.seed.limits
+        count = sum(line.quantity for line in lines if not line.product.by_weight)
+        if count > limits.max_items:
+            return errors_response([error(  # doc 002: "Too many items" 2024
+                "The number of items in your cart exceeds our maximum limit for a single "
+                f"delivery. Please remove {excess(count - limits.max_items)} items from your "
+                "cart to continue.", 2024)])
+        weight = sum(line.quantity for line in lines if line.product.by_weight)
+        if weight > limits.max_weight_lb:
+            return errors_response([error(  # doc 002: "Too much weight" 2027
+                "The total weight of items in your cart exceeds our maximum limit for a single "
+                f"delivery. Please remove {excess(weight - limits.max_weight_lb)} lb from your "
+                "cart to continue.", 2027)])
+        return None
+
+    def alcohol(self, lines: list[Line], items: list[JSON], body: JSON) -> Response | None:
+        upcs = [line.product.upc for line in lines if line.product.alcohol]
+        if not upcs:
+            return None
+        born = birthday((body.get("user") or {}).get("birthday"))
+        if born is None:
+            # doc 002: "User birthday missing or invalid for alcohol order"
+            return errors_response([{
+                "error": {"message": MISSING_OR_INVALID, "error_code": 1001},
+                "meta": {"key": "user_birthday", "items": [{"item_upc": u} for u in upcs]}}])
+        if age_on(born, self.clock.now().date()) < self.seed.limits.alcohol_min_age:
+            return ALCOHOL_REFUSED
+        return None
+
+    def build(self, user: User, body: JSON, lines: list[Line]) -> Order:
+        location_code = body.get("location_code")
+        store = self.seed.stores.get(location_code) if location_code else self.seed.default_store
+        assert store is not None  # store_errors ran first
+        plus = bool(body.get("applied_instacartplus") or body.get("applied_express"))
+        locale = body.get("locale") if isinstance(body.get("locale"), str) else "en-US"
+        return Order(
+            id=body["order_id"], user_id=user.id, created_at=self.clock.now(),
+            hold=self.seed.holds[body["service_option_hold_id"]], store=store,
+            address=body["address"], lines=lines, seed=self.seed,
+            # doc 003: locale "in POSIX format. Example: en_US"; doc 002 takes IETF en-US
+            locale=str(locale).replace("-", "_"), instacartplus=plus,
+            special_instructions=body.get("special_instructions"),
+            metadata=body.get("metadata") or {},
+        )
+
+
+def duplicate_line_nums(items: list[JSON]) -> Response | None:
+    counts = Counter(str(entry["line_num"]) for entry in items)
+    duplicated = [num for num, seen in counts.items() if seen > 1]
+    if not duplicated:
+        return None
+    # doc 002: "Duplicate line_num values not allowed: 1" 2006 {"duplicate_line_nums":["1"]}
+    return errors_response([{
+        "error": {"message": f"Duplicate line_num values not allowed: {', '.join(duplicated)}",
+                  "error_code": 2006},
+        "meta": {"duplicate_line_nums": duplicated}}])
+
+
+def duplicate_items(items: list[JSON]) -> Response | None:
+    counts = Counter(code_of(entry["item"]) for entry in items)
+    duplicated = [
+        {"item_upc": entry["item"].get("upc"), "item_rrc": entry["item"].get("rrc"),
+         "line_num": str(entry["line_num"])}
+        for entry in items if counts[code_of(entry["item"])] > 1
+    ]
+    if not duplicated:
+        return None
+    # doc 002: "Duplicate items provided for this order." 2007 {"duplicate_items": [...]}
+    return errors_response([{
+        "error": {"message": "Duplicate items provided for this order.", "error_code": 2007},
+        "meta": {"duplicate_items": duplicated}}])
+
+
+def wrong_quantity(lines: list[Line], items: list[JSON], body: JSON) -> Response | None:
+    """doc 002: "Invalid Quantity, expected count" / "expected weight" (2012)."""
+    for line, entry in zip(lines, items, strict=True):
+        code = code_of(entry["item"])[1]
+        message = f"One of these items had an invalid quantity amount, {code} expected "
+        if not line.product.by_weight and entry.get("count") is None:
+            return errors_response([{
+                "error": {"message": message + "count", "error_code": 2012},
+                "meta": {"item_code": code, "expected_param": "count",
+                         "error_name": "WrongQuantityParameterError"}}])
+        if line.product.by_weight and entry.get("weight") is None:
+            return errors_response([{
+                "error": {"message": message + "weight", "error_code": 2012},
+                "meta": {"upc": code, "item_code": code, "expected_param": "weight"}}])
+    return None
+
+
+def order_url(request: Request, order_id: str) -> str | None:
+    """doc 002: "The URL of the Instacart-hosted order status page": here, the admin view."""
+    host = request.header(b"host")
+    return f"http://{host}/_sandbox/orders/{quote(order_id, safe='')}" if host else None
+
+

@@ -1,0 +1,141 @@
+"""The sandbox's small HTTP layer over raw ASGI: one request in, one response out.
+
+Starlette's `Request`/`Response` cost more than the track endpoint's whole job, so the
+sandbox reads the body and writes precomputed header tuples itself (STYLE.md, rule 3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from gateway.errors import issues
+from gateway.types import JSON, Error, Message, Scope
+
+MAX_BODY = 1 << 20  # a Connect request is a few KiB; a MiB is plenty and bounds memory
+
+JSON_HEADERS: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"application/json"),)
+
+
+class BodyTooLarge(Exception):
+    """The request body is over `MAX_BODY`."""
+
+
+class Dropped(Exception):
+    """A fault closed the connection and the server gave no transport to close."""
+
+
+@dataclass(slots=True)
+class Request:
+    """What a handler needs of one HTTP request; headers lower-cased."""
+
+    method: str
+    path: str
+    raw_headers: list[tuple[bytes, bytes]]
+    query_string: bytes = b""
+    body: bytes = b""
+    params: dict[str, str] = field(default_factory=dict)
+
+    def raw_header(self, name: bytes) -> bytes | None:
+        for key, value in self.raw_headers:
+            if key == name:
+                return value
+        return None
+
+    def header(self, name: bytes) -> str | None:
+        value = self.raw_header(name)
+        return None if value is None else value.decode("latin-1")
+
+    def query(self) -> dict[str, str]:
+        return dict(parse_qsl(self.query_string.decode("latin-1")))
+
+    def json(self) -> Any:
+        """The body as JSON; raises `orjson.JSONDecodeError` when it is not."""
+        return orjson.loads(self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: bytes
+    headers: tuple[tuple[bytes, bytes], ...] = JSON_HEADERS
+
+
+# A handler returns DROP to close the connection without an answer.
+DROP = Response(0, b"")
+
+
+Headers = tuple[tuple[bytes, bytes], ...]
+
+
+def json_response(status: int, payload: Any, extra: Headers = ()) -> Response:
+    return Response(status, orjson.dumps(payload), JSON_HEADERS + extra)
+
+
+def errors_response(errors: list[Error], status: int = 400) -> Response:
+    """A 400 with every error: `{"errors": [Error, ...]}`, the documents' multiple-error form."""
+    return json_response(status, {"errors": errors})
+
+
+def error_response(status: int, error: Error, extra: Headers = ()) -> Response:
+    """A single Instacart error object, the documents' single-error form (401, 403, 404, 5xx)."""
+    return json_response(status, error, extra)
+
+
+def malformed() -> Response:
+    # doc 002: "Invalid order params*" -> 9999 "There were issues with your request"
+    return errors_response([issues()])
+
+
+def json_body(request: Request) -> JSON | Response:
+    """The body as a JSON object, or the 400 a malformed body gets."""
+    try:
+        body = request.json()
+    except orjson.JSONDecodeError:
+        return malformed()
+    return body if isinstance(body, dict) else malformed()
+
+
+async def read_body(receive: Any) -> bytes:
+    """The whole request body; raises `BodyTooLarge` past `MAX_BODY`."""
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body", False):
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def send_response(send: Any, response: Response) -> None:
+    headers = [*response.headers, (b"content-length", str(len(response.body)).encode())]
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+async def drop(scope: Scope, receive: Any, send: Any) -> None:
+    """Close the connection without a status line, as a dying upstream would.
+
+    Raising before `http.response.start` is not enough: uvicorn then answers 500 and
+    logs a traceback. Its `send` is bound to the request cycle, which holds the
+    transport; closing it and waiting for `http.disconnect` makes uvicorn mark the
+    cycle disconnected, so it neither answers nor logs. Other servers get `Dropped`.
+    """
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if not isinstance(transport, asyncio.BaseTransport):
+        raise Dropped
+    transport.close()
+    message: Message = await receive()
+    while message["type"] != "http.disconnect":
+        message = await receive()

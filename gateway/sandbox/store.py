@@ -1,0 +1,113 @@
+"""What the sandbox accepted, in order, and the counts a test asserts on.
+
+Recording is an append and a set lookup: it must cost far less than forwarding.
+Records keep the parsed body and the raw headers; they are turned into JSON only
+when someone inspects them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.catalog import ad_data
+from gateway.types import JSON
+
+KINDS = ("track", "order_log", "delivery")
+
+# Headers a record never keeps: the token is a secret, the rest is transport noise.
+UNRECORDED = frozenset({b"authorization", b"cookie", b"content-length", b"host", b"connection"})
+
+
+def track_id(body: JSON) -> str | None:
+    found = ad_data(body)
+    event_id = found[1].get("event_id") if found else None
+    return event_id if isinstance(event_id, str) else None
+
+
+def order_log_id(body: JSON) -> str | None:
+    properties = body.get("properties")
+    order_id = properties.get("order_id") if isinstance(properties, dict) else None
+    return order_id if isinstance(order_id, str) else None
+
+
+def delivery_id(body: JSON) -> str | None:
+    order_id = body.get("order_id")
+    return order_id if isinstance(order_id, str) else None
+
+
+# The id each kind is deduplicated by: event_id for track, order_id for orders.
+ID_OF: dict[str, Callable[[JSON], str | None]] = {
+    "track": track_id,
+    "order_log": order_log_id,
+    "delivery": delivery_id,
+}
+
+
+@dataclass(slots=True)
+class Record:
+    seq: int
+    kind: str
+    body: JSON
+    raw_headers: list[tuple[bytes, bytes]]
+    received_at: float
+
+    def as_json(self) -> JSON:
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in self.raw_headers
+            if name not in UNRECORDED
+        }
+        return {"seq": self.seq, "kind": self.kind, "received_at": self.received_at,
+                "body": self.body, "headers": headers}
+
+
+@dataclass(slots=True)
+class KindStats:
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    ids: set[str] = field(default_factory=set)
+
+    def as_json(self) -> JSON:
+        return {"accepted": self.accepted, "rejected": self.rejected,
+                "distinct_ids": len(self.ids), "duplicates": self.duplicates}
+
+
+class Store:
+    """Accepted records per kind, in arrival order, and their counts."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self.stats: dict[str, KindStats] = {}
+        self.reset()
+
+    def accept(self, kind: str, body: JSON, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.records.append(Record(len(self.records), kind, body, raw_headers, time.time()))
+        stats = self.stats[kind]
+        stats.accepted += 1
+        record_id = ID_OF[kind](body)
+        if record_id is None:
+            return
+        if record_id in stats.ids:
+            stats.duplicates += 1
+        else:
+            stats.ids.add(record_id)
+
+    def reject(self, kind: str) -> None:
+        self.stats[kind].rejected += 1
+
+    def received(self, kind: str | None, offset: int = 0, limit: int | None = None) -> list[JSON]:
+        chosen = [r for r in self.records if kind is None or r.kind == kind][offset:]
+        if limit is not None:
+            chosen = chosen[:limit]
+        return [record.as_json() for record in chosen]
+
+    def stats_json(self) -> dict[str, Any]:
+        return {kind: stats.as_json() for kind, stats in self.stats.items()}
+
+    def reset(self) -> None:
+        self.records = []
+        self.stats = {kind: KindStats() for kind in KINDS}
