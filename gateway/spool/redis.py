@@ -1,0 +1,370 @@
+"""The scale-out spool: many gateway instances sharing one Redis.
+
+Dedupe is `SET <key> 1 NX PX <ttl>` per record (one pipeline per call): the
+first instance to set a key owns the event. The queue is a Redis Stream read
+by one consumer group; each process is one consumer. An entry stays in the
+stream, pending for its consumer, until the upstream's 2xx (`XACK` + `XDEL`);
+entries pending longer than the lease (their forwarder died) are taken over by
+any instance with `XAUTOCLAIM` (https://redis.io/docs/latest/commands/xautoclaim/).
+A retry moves the entry to a sorted set scored by its due time; due entries
+are moved back to the stream by a Lua script, which Redis runs atomically
+(https://redis.io/docs/latest/develop/interact/programmability/eval-intro/).
+Dead letters are a second stream, so they keep their order and an id.
+
+Stream fields: `r` the record (a JSON header `[kind, key, user_agent]`, a
+newline, the body), `n` upstream attempts so far, `e` enqueued at (unix ms).
+A delayed entry is the sorted-set member `<32 hex token><n>:<e>:<r>`.
+
+Durability is Redis's own: run it with `appendonly yes` (`appendfsync everysec`
+loses at most about a second of acknowledged events on a power loss).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any, Final
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from gateway.spool import Claimed, DeadLetter, Record, SpoolFull
+
+log = logging.getLogger(__name__)
+
+GROUP: Final = "forwarders"
+TOKEN_LEN: Final = 32
+FORGET_IDLE_CONSUMERS_MS: Final = 3_600_000  # consumers of processes gone for an hour
+RELEASED_IDLE_MS: Final = 2**40  # "delivered long ago": claimable at once by anyone
+
+# KEYS: delayed, stream. ARGV: now (ms), most to move.
+PROMOTE: Final = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, member in ipairs(due) do
+  local n, e, r = string.match(member, '^(%d+):(%d+):(.*)$', 33)
+  redis.call('XADD', KEYS[2], '*', 'r', r, 'n', n, 'e', e)
+  redis.call('ZREM', KEYS[1], member)
+end
+return #due
+"""
+
+# Shared head of RETRY and BURY: the entry, only while pending for this consumer
+# (a consumer whose lease ran out and was taken over settles nothing).
+# KEYS[1]: stream. ARGV[1]: group, ARGV[2]: id, ARGV[3]: consumer.
+_OWNED_ENTRY = """
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #pending == 0 or pending[1][2] ~= ARGV[3] then return 0 end
+local entries = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if #entries == 0 then return 0 end
+local f = {}
+local flat = entries[1][2]
+for i = 1, #flat, 2 do f[flat[i]] = flat[i + 1] end
+"""
+
+# KEYS: stream, delayed. ARGV: group, id, consumer, due (ms), token.
+RETRY: Final = _OWNED_ENTRY + """
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5] .. (tonumber(f.n) + 1) .. ':' .. f.e .. ':' .. f.r)
+return 1
+"""
+
+# KEYS: stream, dead. ARGV: group, id, consumer, status, answer, failed at (ms).
+BURY: Final = _OWNED_ENTRY + """
+redis.call('XADD', KEYS[2], '*', 'r', f.r, 'n', tonumber(f.n) + 1, 's', ARGV[4], 'a', ARGV[5],
+           't', ARGV[6])
+return 1
+"""
+
+# KEYS: dead, stream. ARGV: dead letter id, now (ms).
+REPLAY: Final = """
+local entries = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if #entries == 0 then return 0 end
+local flat = entries[1][2]
+for i = 1, #flat, 2 do
+  if flat[i] == 'r' then
+    redis.call('XADD', KEYS[2], '*', 'r', flat[i + 1], 'n', 0, 'e', ARGV[2])
+  end
+end
+redis.call('XDEL', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def _pack(record: Record) -> bytes:
+    return orjson.dumps([record.kind, record.key, record.user_agent]) + b"\n" + record.body
+
+
+def _unpack(blob: bytes) -> Record:
+    header, _, body = blob.partition(b"\n")
+    kind, key, user_agent = orjson.loads(header)
+    return Record(kind=kind, key=key, body=body, user_agent=user_agent)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _entries(answer: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """Entries of XRANGE, XREADGROUP or XAUTOCLAIM; Redis < 7 gives deleted ones nil fields."""
+    return [(entry_id, fields) for entry_id, fields in answer or () if fields]
+
+
+def _claimed(entry_id: bytes, fields: dict[bytes, bytes]) -> Claimed:
+    return Claimed(_text(entry_id), _unpack(fields[b"r"]), int(fields[b"n"]))
+
+
+def _dead_letter(entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
+    return DeadLetter(
+        id=_text(entry_id),
+        record=_unpack(fields[b"r"]),
+        status=int(fields[b"s"]),
+        answer=fields[b"a"].decode(errors="replace"),
+        attempts=int(fields[b"n"]),
+        failed_at=int(fields[b"t"]) / 1000,
+    )
+
+
+class RedisSpool:
+    def __init__(
+        self,
+        url: str,
+        max_records: int,
+        dedupe_ttl: float,
+        *,
+        prefix: str = "ian:spool:",
+        lease: float = 30.0,
+        poll_interval: float = 0.1,
+    ) -> None:
+        self._url = url
+        self._max = max_records
+        self._ttl_ms = max(_ms(dedupe_ttl), 1)
+        self._lease_ms = max(_ms(lease), 1)
+        self._poll = poll_interval
+        self._prefix = prefix
+        self._stream = f"{prefix}queue"
+        self._delayed = f"{prefix}delayed"
+        self._dead = f"{prefix}dead"
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # How often to look for a dead forwarder's entries; a full scan, so not every claim.
+        self._reclaim_every = min(1.0, lease / 4)
+        self._reclaimed_at = 0.0
+        self._reclaim_from = "0-0"
+        self._redis: aioredis.Redis = aioredis.Redis.from_url(url, socket_connect_timeout=5)
+        self._promote = self._redis.register_script(PROMOTE)
+        self._retry = self._redis.register_script(RETRY)
+        self._bury = self._redis.register_script(BURY)
+        self._replay = self._redis.register_script(REPLAY)
+
+    def _key(self, record: Record) -> str:
+        return f"{self._prefix}key:{record.key}"
+
+    # -- life cycle --------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            await self._redis.xgroup_create(self._stream, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        await self._forget_gone_consumers()
+
+    async def _forget_gone_consumers(self) -> None:
+        """Processes restart with new names; drop old consumers that hold nothing."""
+        for consumer in await self._redis.xinfo_consumers(self._stream, GROUP):
+            if consumer["pending"] == 0 and consumer["idle"] > FORGET_IDLE_CONSUMERS_MS:
+                await self._redis.xgroup_delconsumer(self._stream, GROUP, consumer["name"])
+
+    async def close(self) -> None:
+        """Hand this consumer's unsettled entries back (claimable at once), then disconnect."""
+        try:
+            await self._release_pending()
+        except RedisError as exc:
+            log.warning("could not release pending spool entries: %s", exc)
+        finally:
+            await self._redis.aclose()
+
+    async def _release_pending(self) -> None:
+        after = "-"
+        while True:
+            pending: Any = await self._redis.xpending_range(
+                self._stream, GROUP, min=after, max="+", count=1000, consumername=self.consumer
+            )
+            ids: list[Any] = [entry["message_id"] for entry in pending]
+            if not ids:
+                return
+            # XCLAIM ... IDLE: the entries look delivered long ago, so any XAUTOCLAIM takes them.
+            await self._redis.xclaim(
+                self._stream, GROUP, self.consumer, 0, ids, idle=RELEASED_IDLE_MS, justid=True
+            )
+            after = "(" + _text(ids[-1])
+
+    # -- the Spool protocol ------------------------------------------------
+
+    async def put(self, records: Sequence[Record]) -> list[bool]:
+        if not records:
+            return []
+        try:
+            await self._check_capacity(len(records))
+            stored = await self._remember(records)
+        except RedisError as exc:
+            raise SpoolFull() from exc
+        fresh = [record for record, new in zip(records, stored, strict=True) if new]
+        if fresh:
+            await self._enqueue(fresh)
+        return stored
+
+    async def _check_capacity(self, adding: int) -> None:
+        if await self.depth() + adding > self._max:
+            raise SpoolFull()
+
+    async def _remember(self, records: Sequence[Record]) -> list[bool]:
+        """SET NX PX per key: True where this call set it (a new event)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for record in records:
+            pipe.set(self._key(record), b"1", nx=True, px=self._ttl_ms)
+        return [bool(answer) for answer in await pipe.execute()]
+
+    async def _enqueue(self, records: Sequence[Record]) -> None:
+        """XADD the new records; if that fails, forget their keys so a retry is not a duplicate."""
+        now = _ms(time.time())
+        pipe = self._redis.pipeline(transaction=True)
+        for record in records:
+            pipe.xadd(self._stream, {b"r": _pack(record), b"n": b"0", b"e": now})
+        try:
+            await pipe.execute()
+        except RedisError as exc:
+            # If this fails too, the keys expire with the TTL; nothing more can be done now.
+            with contextlib.suppress(RedisError):
+                await self._redis.delete(*[self._key(record) for record in records])
+            raise SpoolFull() from exc
+
+    async def claim(self, limit: int, wait: float) -> list[Claimed]:
+        deadline = time.monotonic() + wait
+        while True:
+            await self._promote(keys=[self._delayed, self._stream],
+                                args=[_ms(time.time()), max(limit, 100)])
+            claimed = await self._reclaim(limit)
+            if claimed:
+                return claimed
+            remaining = deadline - time.monotonic()
+            # BLOCK wakes on an XADD by any instance; the poll bounds how late a due retry is.
+            block = min(remaining, self._poll) if remaining > 0 else 0.0
+            claimed = await self._read_new(limit, block)
+            if claimed or remaining <= 0:
+                return claimed
+
+    async def _reclaim(self, limit: int) -> list[Claimed]:
+        """Entries pending longer than the lease: their forwarder died. Taken over here."""
+        now = time.monotonic()
+        if self._reclaim_from == "0-0" and now - self._reclaimed_at < self._reclaim_every:
+            return []
+        self._reclaimed_at = now
+        answer: Any = await self._redis.xautoclaim(
+            self._stream, GROUP, self.consumer, self._lease_ms,
+            start_id=self._reclaim_from, count=limit,
+        )
+        self._reclaim_from = _text(answer[0])
+        return [_claimed(entry_id, fields) for entry_id, fields in _entries(answer[1])]
+
+    async def _read_new(self, limit: int, block: float) -> list[Claimed]:
+        # BLOCK 0 would mean forever: no BLOCK at all when not waiting.
+        block_ms = max(_ms(block), 1) if block > 0 else None
+        answer: Any = await self._redis.xreadgroup(
+            GROUP, self.consumer, {self._stream: ">"}, count=limit, block=block_ms
+        )
+        if not answer:
+            return []
+        return [_claimed(entry_id, fields) for entry_id, fields in _entries(answer[0][1])]
+
+    async def ack(self, claimed: Claimed) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.xack(self._stream, GROUP, claimed.id)
+        pipe.xdel(self._stream, claimed.id)
+        await pipe.execute()
+
+    async def retry(self, claimed: Claimed, delay: float) -> None:
+        due = _ms(time.time() + delay)
+        await self._retry(
+            keys=[self._stream, self._delayed],
+            args=[GROUP, claimed.id, self.consumer, due, uuid.uuid4().hex],
+        )
+
+    async def dead(self, claimed: Claimed, status: int, answer: str) -> None:
+        await self._bury(
+            keys=[self._stream, self._dead],
+            args=[GROUP, claimed.id, self.consumer, status, answer, _ms(time.time())],
+        )
+
+    async def depth(self) -> int:
+        # XLEN counts entries waiting and pending (deleted only at ack); ZCARD the delayed.
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.xlen(self._stream)
+        pipe.zcard(self._delayed)
+        waiting, delayed = await pipe.execute()
+        return int(waiting) + int(delayed)
+
+    async def oldest_age(self) -> float:
+        """Approximate: the older of the stream's head and the first-due delayed entry."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.xrange(self._stream, count=1)
+        pipe.zrange(self._delayed, 0, 0)
+        head, delayed = await pipe.execute()
+        enqueued = [int(fields[b"e"]) for _, fields in _entries(head)]
+        enqueued += [int(member[TOKEN_LEN:].split(b":", 2)[1]) for member in delayed]
+        if not enqueued:
+            return 0.0
+        return max(time.time() - min(enqueued) / 1000, 0.0)
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        entries = _entries(await self._redis.xrange(self._dead, count=limit))
+        return [_dead_letter(entry_id, fields) for entry_id, fields in entries]
+
+    async def replay(self, ids: Sequence[str] | None = None) -> int:
+        if ids is not None:
+            return await self._replay_ids(ids)
+        moved = 0
+        while entries := _entries(await self._redis.xrange(self._dead, count=500)):
+            moved += await self._replay_ids([_text(entry_id) for entry_id, _ in entries])
+        return moved
+
+    async def _replay_ids(self, ids: Sequence[str]) -> int:
+        keys = [self._dead, self._stream]
+        now = _ms(time.time())
+        moved = 0
+        for dead_id in ids:
+            try:
+                moved += int(await self._replay(keys=keys, args=[dead_id, now]))
+            except ResponseError:  # not a stream id: nothing to replay
+                continue
+        return moved
+
+    async def purge(self, ids: Sequence[str] | None = None) -> int:
+        if ids is None:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.xlen(self._dead)
+            pipe.delete(self._dead)
+            count, _ = await pipe.execute()
+            return int(count)
+        if not ids:
+            return 0
+        try:
+            return int(await self._redis.xdel(self._dead, *ids))
+        except ResponseError:  # an id that is not a stream id: delete the valid ones alone
+            return sum([await self._purge_one(dead_id) for dead_id in ids])
+
+    async def _purge_one(self, dead_id: str) -> int:
+        try:
+            return int(await self._redis.xdel(self._dead, dead_id))
+        except ResponseError:
+            return 0
