@@ -288,8 +288,8 @@ def received(http: httpx.Client, sandbox_url: str, want: int, timeout: float = 6
 
 
 def bodies_of(payload: Any) -> list[Any]:
-    records = payload.get("received", payload) if isinstance(payload, dict) else payload
-    return [r.get("body", r) if isinstance(r, dict) else r for r in records]
+    """`GET /_sandbox/received`: {"kind", "count", "items": [{"seq", "body", ...}]}."""
+    return [item["body"] for item in payload["items"]]
 
 
 @pytest.fixture
@@ -298,7 +298,7 @@ def sandbox_url() -> Any:
     create_sandbox = getattr(sandbox, "create_sandbox", None)
     if create_sandbox is None:
         pytest.skip("gateway.sandbox.create_sandbox is not there yet")
-    from tests.conftest import thread_server
+    from conftest import thread_server
 
     with thread_server(create_sandbox()) as server:
         yield server.url
@@ -306,7 +306,8 @@ def sandbox_url() -> Any:
 
 def test_e2e_orders_reach_the_sandbox_once(spawn: Spawn, http: httpx.Client, sandbox_url: str,
                                            tmp_path: Path) -> None:
-    gateway = spawn(["serve"], env=gateway_env(sandbox_url, f"sqlite:///{tmp_path}/spool.db"))
+    env = gateway_env(sandbox_url, f"sqlite:///{tmp_path}/spool.db")
+    gateway = spawn(["serve", "--host", "127.0.0.1"], env=env)
     url = f"{gateway.url}/v1/orders"
     orders = [make_order(f"e2e-{i}") for i in range(3)]
     answer = http.post(url, json={"orders": orders}, headers=AUTH)
@@ -327,7 +328,7 @@ def bodies_by_id(bodies: list[Any]) -> dict[str, Any]:
 
 def test_e2e_wrong_key_is_401_and_nothing_arrives(spawn: Spawn, http: httpx.Client,
                                                   sandbox_url: str) -> None:
-    gateway = spawn(["serve"], env=gateway_env(sandbox_url, "memory:"))
+    gateway = spawn(["serve", "--host", "127.0.0.1"], env=gateway_env(sandbox_url, "memory:"))
     url = f"{gateway.url}/v1/orders"
     for headers in ({"Authorization": "Bearer wrong-key"}, {}):
         answer = http.post(url, json=make_order("nope"), headers=headers)
