@@ -23,11 +23,15 @@ from starlette.routing import Route
 from gateway.asgi import Receive, Send
 from gateway.connect import Connect
 from gateway.dedupe import Dedupe
+from gateway.enrich import ClientAddress
 from gateway.forward import Forwarder
 from gateway.intake import Intake
+from gateway.logs import RequestId, configure_logging
 from gateway.metrics import CONTENT_TYPE, Metrics
+from gateway.ratelimit import RateLimit
 from gateway.settings import ConfigError, Settings
 from gateway.spool import Spool, open_spool
+from gateway.status import Status
 from gateway.types import Scope
 
 log = logging.getLogger("gateway")
@@ -91,7 +95,18 @@ class Gateway:
         self.parts = parts
         self.intake = Intake(parts.settings, parts.dedupe, parts.spool, parts.metrics)
         self.snippet = Snippet()
+        self.status = Status(parts.metrics, parts.spool)
         self.starlette = Starlette(routes=self._routes(), lifespan=self._lifespan)
+        self.app = self._middleware()
+
+    def _middleware(self) -> RequestId:
+        """RequestId outermost, so even a 429 carries its id; RateLimit only when configured."""
+        s = self.parts.settings
+        if s.rate_limit <= 0:
+            return RequestId(self._dispatch)
+        address = ClientAddress(s.trusted_proxies, s.client_ip_header)
+        return RequestId(RateLimit(self._dispatch, s.rate_limit, s.rate_burst, address,
+                                   self.parts.metrics))
 
     def _routes(self) -> list[Route]:
         p = self.parts
@@ -100,6 +115,8 @@ class Gateway:
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
             Route("/ian.js", self.snippet, methods=["GET", "HEAD"]),
+            Route("/status", self.status.page, methods=["GET"]),
+            Route("/status.json", self.status.json, methods=["GET"]),
         ]
         try:  # TEMP-WIP: order intake is being written
             from gateway.order_intake import OrderIntake
@@ -110,6 +127,9 @@ class Gateway:
         return routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == EVENTS_PATH:
             await self.intake(scope, receive, send)
             return
@@ -122,10 +142,12 @@ class Gateway:
         if p.connect is not None and p.forwarder is not None:
             await p.connect.start()
             p.forwarder.start()
+        self.status.start()
         log.info("gateway ready (pid %s, spool %s)", os.getpid(), p.settings.spool)
         try:
             yield
         finally:
+            await self.status.stop()
             if p.forwarder is not None:
                 await p.forwarder.stop()
             if p.connect is not None:
@@ -162,6 +184,8 @@ def create_app(settings: Settings) -> Gateway:
 def create_app_from_env() -> Gateway:
     """uvicorn's factory for `serve --workers N`: each worker reads the same environment."""
     try:
-        return create_app(Settings.from_env(os.environ))
+        settings = Settings.from_env(os.environ)
+        configure_logging(settings)
+        return create_app(settings)
     except ConfigError as exc:
         raise SystemExit(f"ian-gateway: {exc}") from None
