@@ -213,4 +213,7 @@ def normalize_time(value: Any) -> str:
     parsed = parse_time(value)
     if parsed is None:
         return str(value)
-    return parsed.astimezone(UTC).isoformat()
+    try:
+        return parsed.astimezone(UTC).isoformat()
+    except OverflowError:  # year 1 at +14:00 or year 9999 at -14:00: no UTC twin
+        return str(value)

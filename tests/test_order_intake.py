@@ -6,6 +6,7 @@ In process through httpx's ASGI transport for the answers, and end to end: a rea
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -258,6 +259,43 @@ async def test_spool_full_is_503_and_forgets(dedupe: Dedupe) -> None:
     assert answer.status_code == 503
     assert answer.headers["retry-after"] == "7"
     assert len(dedupe) == 0  # a retry of the same order is new, not a duplicate
+
+
+ODD_VALUES: list[Any] = [None, "", " ", 0, -1, 1.5, 1e308, True, [], {}, [None], {"a": {}},
+                         "x" * 10_000, "\u0000", "2026-13-45T99:99:99+25:00", "9" * 400,
+                         "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
+
+
+def mutate(value: Any, rng: random.Random) -> Any:
+    """A valid order with one field, somewhere in it, replaced, dropped or given a sibling."""
+    if isinstance(value, dict) and value and rng.random() < 0.7:
+        key = rng.choice(list(value))
+        choice = rng.random()
+        if choice < 0.2:
+            return {k: v for k, v in value.items() if k != key}
+        if choice < 0.5:
+            return {**value, key: rng.choice(ODD_VALUES)}
+        return {**value, key: mutate(value[key], rng)}
+    if isinstance(value, list) and value and rng.random() < 0.7:
+        index = rng.randrange(len(value))
+        return [*value[:index], mutate(value[index], rng), *value[index + 1:]]
+    return rng.choice(ODD_VALUES)
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+async def test_extreme_updated_at_is_not_a_500(client: httpx.AsyncClient, stamp: str) -> None:
+    answer = await post(client, make_order(updated_at_utc=stamp))
+    assert answer.status_code == 202
+
+
+async def test_no_input_produces_a_500(client: httpx.AsyncClient) -> None:
+    rng = random.Random(7)
+    for round_ in range(40):
+        orders = [mutate(make_order(f"f-{round_}-{i}"), rng) for i in range(25)]
+        answer = await post(client, {"orders": orders})
+        assert answer.status_code in (202, 400), answer.text
+        body = answer.json()
+        assert body["accepted"] + body["duplicates"] + len(body["rejected"]) == len(orders)
 
 
 # End to end: a real gateway process forwarding to a real sandbox.

@@ -395,6 +395,10 @@ def test_other_order_is_a_new_key() -> None:
     assert order_key(make_order(order_id="a")) != order_key(make_order(order_id="b"))
 
 
-@pytest.mark.parametrize("order", [None, [], {}, {"properties": "x"}, {"properties": {}}])
+@pytest.mark.parametrize("order", [
+    None, [], {}, {"properties": "x"}, {"properties": {}},
+    {"properties": {"order_id": "o", "updated_at_utc": "0001-01-01T00:00:00+14:00"}},
+    {"properties": {"order_id": "o", "updated_at_utc": "9999-12-31T23:59:59-14:00"}},
+])
 def test_key_never_raises(order: Any) -> None:
     assert order_key(order).startswith("order:")
