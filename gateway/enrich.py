@@ -9,6 +9,7 @@ Entries left of that are written by the client and never believed.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,27 @@ from gateway.settings import IPNetwork
 from gateway.types import Scope
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Anonymization as Google Analytics does it: the IPv4 last octet, the IPv6 last 80 bits.
+_V4_KEEP = int(ipaddress.IPv4Address("255.255.255.0"))
+_V6_KEEP = ((1 << 48) - 1) << 80
+
+# User agents of crawlers, headless browsers and HTTP libraries: not shoppers.
+BOT_USER_AGENT = re.compile(
+    r"bot\b|crawl|spider|slurp|headless|phantomjs|lighthouse|facebookexternalhit|"
+    r"python-requests|python-httpx|aiohttp|curl/|wget/|go-http-client|java/|okhttp",
+    re.IGNORECASE,
+)
+
+
+def is_bot(user_agent: str) -> bool:
+    return not user_agent or BOT_USER_AGENT.search(user_agent) is not None
+
+
+def anonymize(address: IPAddress) -> IPAddress:
+    if isinstance(address, ipaddress.IPv4Address):
+        return ipaddress.IPv4Address(int(address) & _V4_KEEP)
+    return ipaddress.IPv6Address(int(address) & _V6_KEEP)
 
 
 def parse_ip(text: str) -> IPAddress | None:
@@ -39,25 +61,37 @@ def parse_ip(text: str) -> IPAddress | None:
 class ClientAddress:
     """Resolves the shopper's IP for a request; configuration is read once."""
 
-    def __init__(self, trusted_proxies: Iterable[IPNetwork], client_ip_header: str | None) -> None:
+    def __init__(
+        self,
+        trusted_proxies: Iterable[IPNetwork],
+        client_ip_header: str | None,
+        anonymize_ip: bool = False,
+    ) -> None:
         self._trusted = tuple(trusted_proxies)
+        self._anonymize = anonymize_ip
         self._header = client_ip_header.lower().encode("latin-1") if client_ip_header else None
 
     def is_trusted(self, address: IPAddress) -> bool:
         return any(address in network for network in self._trusted)
 
     def resolve(self, scope: Scope) -> str:
+        """The shopper's IP as text, anonymized when configured ("" when unknown)."""
+        address = self.address(scope)
+        if address is None:
+            return ""
+        return str(anonymize(address) if self._anonymize else address)
+
+    def address(self, scope: Scope) -> IPAddress | None:
         client = scope.get("client")
-        peer_text = client[0] if client else ""
-        peer = parse_ip(peer_text)
+        peer = parse_ip(client[0]) if client else None
         if peer is None or not self._trusted or not self.is_trusted(peer):
-            return str(peer) if peer is not None else peer_text
+            return peer
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         from_header = self._from_cdn_header(headers)
         if from_header is not None:
-            return str(from_header)
+            return from_header
         forwarded = self._from_forwarded_for(headers)
-        return str(forwarded if forwarded is not None else peer)
+        return forwarded if forwarded is not None else peer
 
     def _from_cdn_header(self, headers: list[tuple[bytes, bytes]]) -> IPAddress | None:
         if self._header is None:

@@ -26,8 +26,8 @@ from gateway.asgi import (
 )
 from gateway.catalog import ad_data
 from gateway.dedupe import Dedupe
-from gateway.enrich import ClientAddress, enrich, received_at
-from gateway.errors import ISSUES_CODE, issues
+from gateway.enrich import ClientAddress, enrich, is_bot, received_at
+from gateway.errors import ISSUES_CODE, invalid, issues
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.spool import Record, Spool, SpoolFull
@@ -38,6 +38,8 @@ MAX_BODY = 64 * 1024  # DESIGN.md: body over 64 KiB -> 413
 MAX_BATCH = 100  # DESIGN.md: {"events": [...]} with 1-100 events
 CONTENT_TYPES = frozenset({"text/plain", "application/json"})  # text/plain: sendBeacon
 PREFLIGHT_MAX_AGE = b"7200"  # Chromium caps Access-Control-Max-Age at 2 hours
+# IAN_DROP_BOTS: a bot's event is rejected in the answer, never dropped silently.
+BOT_DROPPED = invalid("is a bot user agent; not forwarded (IAN_DROP_BOTS)", "user_agent")
 
 
 @dataclass
@@ -84,7 +86,10 @@ class Intake:
         self._dedupe = dedupe
         self._spool = spool
         self._metrics = metrics
-        self._address = ClientAddress(settings.trusted_proxies, settings.client_ip_header)
+        self._address = ClientAddress(
+            settings.trusted_proxies, settings.client_ip_header, settings.anonymize_ip
+        )
+        self._drop_bots = settings.drop_bots
         self._origins = frozenset(o.encode("latin-1") for o in settings.allowed_origins)
         self._preflight_headers = [
             (b"access-control-allow-methods", b"POST, OPTIONS"),
@@ -137,11 +142,17 @@ class Intake:
         user_agent = (header(scope, b"user-agent") or b"").decode("latin-1")
         user_ip = self._address.resolve(scope)
         now = received_at()
+        bot = is_bot(user_agent)
+        if bot:
+            action = "dropped" if self._drop_bots else "forwarded"
+            self._metrics.bots.labels(action).inc(len(events))
         outcome = Outcome()
         fresh: list[Record] = []
         for index, event in enumerate(events):
             enrich(event, user_agent, user_ip, now)
             errors = validate_event(event)
+            if not errors and bot and self._drop_bots:
+                errors = [BOT_DROPPED]
             if errors:
                 outcome.reject(index, errors)
                 self._count_rejects(errors)

@@ -30,7 +30,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 15.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    port: int, timeout: float = 15.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -118,7 +120,9 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Process]]:
     """Start `ian-gateway` subcommands as real processes; all are stopped afterwards."""
     started: list[Process] = []
 
-    def start(args: list[str], port: int | None = None, env: Mapping[str, str] | None = None) -> Process:
+    def start(
+        args: list[str], port: int | None = None, env: Mapping[str, str] | None = None
+    ) -> Process:
         port = port or free_port()
         process = Process([*args, "--port", str(port)], port, env or {}, tmp_path)
         started.append(process)
@@ -133,3 +137,32 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Process]]:
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=10) as client:
         yield client
+
+
+@pytest.fixture
+def upstream() -> Iterator[Any]:
+    """A recording, scriptable Connect stand-in over real HTTP (tests/upstream.py)."""
+    from upstream import Upstream
+
+    recorder = Upstream()
+    with thread_server(recorder) as server:
+        recorder.url = server.url
+        yield recorder
+
+
+@pytest.fixture
+def gateway(spawn: Callable[..., Process], upstream: Any, tmp_path: Path) -> Callable[..., Process]:
+    """`ian-gateway serve` as a real process forwarding to the `upstream` fixture."""
+
+    def start(**env: str) -> Process:
+        defaults = {
+            "IAN_UPSTREAM_URL": upstream.url,
+            "IAN_CLIENT_ID": "client",
+            "IAN_CLIENT_SECRET": "secret",
+            "IAN_SPOOL": f"sqlite:///{tmp_path}/spool.db",
+            "IAN_ALLOWED_ORIGINS": "https://shop.example",
+            "IAN_LOG_FORMAT": "text",
+        }
+        return spawn(["serve", "--host", "127.0.0.1"], env={**defaults, **env})
+
+    return start

@@ -1,0 +1,154 @@
+"""Forwarding to `POST /v2/ian/track`: headers, retries, token refresh, dead letters.
+
+A real gateway process forwards over real HTTP to the recording upstream.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from factories import event, event_id
+
+from gateway.connect import Answer
+from gateway.forward import backoff, is_retryable
+
+BEACON = {"Content-Type": "text/plain", "User-Agent": "Mozilla/5.0 (shopper)"}
+TRACK = "/v2/ian/track"
+
+
+def send(http: httpx.Client, gw: Any, *events: dict[str, Any]) -> None:
+    answer = http.post(gw.url + "/v1/events", content=orjson.dumps({"events": list(events)}),
+                       headers=BEACON)
+    assert answer.status_code == 202, answer.text
+
+
+def test_upstream_request_shape(gateway: Any, http: httpx.Client, upstream: Any) -> None:
+    gw = gateway(IAN_RETAILER_ID="acme-banner")
+    send(http, gw, event())
+    (received,) = upstream.wait_for(TRACK, 1)
+    headers = received.headers
+    assert headers["authorization"] == "Bearer token-1"
+    assert headers["content-type"] == "application/json"
+    assert headers["accept"] == "application/json"
+    assert headers["x-retailer-id"] == "acme-banner"
+    assert headers["user-agent"] == "Mozilla/5.0 (shopper)"
+
+
+def test_no_retailer_header_unless_configured(gateway: Any, http: httpx.Client,
+                                              upstream: Any) -> None:
+    send(http, gateway(), event())
+    (received,) = upstream.wait_for(TRACK, 1)
+    assert "x-retailer-id" not in received.headers
+
+
+def test_static_token(gateway: Any, http: httpx.Client, upstream: Any) -> None:
+    upstream.valid_tokens.add("static-token")
+    gw = gateway(IAN_ACCESS_TOKEN="static-token", IAN_CLIENT_ID="", IAN_CLIENT_SECRET="")
+    send(http, gw, event())
+    (received,) = upstream.wait_for(TRACK, 1)
+    assert received.headers["authorization"] == "Bearer static-token"
+    assert upstream.tokens_issued == 0
+
+
+def test_one_token_is_reused(gateway: Any, http: httpx.Client, upstream: Any) -> None:
+    gw = gateway()
+    send(http, gw, *(event() for _ in range(20)))
+    upstream.wait_for(TRACK, 20)
+    assert upstream.tokens_issued == 1
+
+
+def test_5xx_is_retried_until_it_arrives(gateway: Any, http: httpx.Client, upstream: Any) -> None:
+    upstream.answer_next(TRACK, 503, times=2)
+    send(http, gateway(), (evt := event()))
+    received = upstream.wait_for(TRACK, 3)
+    assert [event_id(r.json()) for r in received] == [event_id(evt)] * 3
+    time.sleep(1.0)
+    assert len(upstream.to(TRACK)) == 3  # acked after the 200: never sent again
+
+
+def test_429_honours_retry_after(gateway: Any, http: httpx.Client, upstream: Any) -> None:
+    upstream.answer_next(TRACK, 429, headers={"Retry-After": "1"})
+    send(http, gateway(), event())
+    first, second = upstream.wait_for(TRACK, 2)
+    assert second.at - first.at >= 0.95
+
+
+def test_400_is_a_dead_letter_never_retried(gateway: Any, http: httpx.Client, upstream: Any,
+                                            tmp_path: Any) -> None:
+    refusal = {"errors": [{"error": {"message": "must be a UUID", "error_code": 1001},
+                           "meta": {"key": "data.sponsored_product_data.ad_id"}}]}
+    upstream.answer_next(TRACK, 400, body=refusal)
+    gw = gateway()
+    send(http, gw, (evt := event()))
+    upstream.wait_for(TRACK, 1)
+    time.sleep(1.5)
+    assert len(upstream.to(TRACK)) == 1
+    metrics = http.get(gw.url + "/metrics").text
+    assert 'ian_dead_letters_total{kind="track"} 1.0' in metrics
+    gw.stop()
+    letters = [orjson.loads(line) for line in deadletters(tmp_path, "list", "--json").splitlines()]
+    assert len(letters) == 1 and letters[0]["status"] == 400
+    assert letters[0]["key"] == event_id(evt) and "must be a UUID" in letters[0]["answer"]
+    assert event_id(letters[0]["body"]) == event_id(evt)
+    assert "replay: 1 dead letter(s)" in deadletters(tmp_path, "replay", "--all")
+    assert deadletters(tmp_path, "list", "--json") == ""
+
+
+def deadletters(tmp_path: Any, *args: str) -> str:
+    env = {**os.environ, "IAN_SPOOL": f"sqlite:///{tmp_path}/spool.db"}
+    return subprocess.run([sys.executable, "-m", "gateway", "deadletters", *args],
+                          env=env, capture_output=True, check=True, text=True).stdout
+
+
+def test_401_refreshes_the_token_once_and_retries(gateway: Any, http: httpx.Client,
+                                                  upstream: Any) -> None:
+    gw = gateway()
+    send(http, gw, event())
+    upstream.wait_for(TRACK, 1)
+    upstream.revoke_tokens()
+    send(http, gw, (evt := event()))
+    received = upstream.wait_for(TRACK, 2)
+    assert upstream.tokens_issued == 2
+    assert received[1].headers["authorization"] == "Bearer token-2"
+    assert event_id(received[1].json()) == event_id(evt)
+
+
+def test_token_is_refreshed_before_expiry(gateway: Any, http: httpx.Client, upstream: Any) -> None:
+    upstream.token_ttl = 2  # refreshed at 90% of its lifetime
+    gw = gateway()
+    send(http, gw, event())
+    upstream.wait_for(TRACK, 1)
+    time.sleep(2.0)
+    send(http, gw, event())
+    received = upstream.wait_for(TRACK, 2)
+    assert received[1].headers["authorization"] == "Bearer token-2"
+
+
+def test_unreachable_upstream_keeps_events_in_the_spool(gateway: Any, http: httpx.Client
+                                                        ) -> None:
+    gw = gateway(IAN_UPSTREAM_URL="http://127.0.0.1:9")  # nothing listens
+    send(http, gw, event())
+    time.sleep(0.5)
+    assert http.get(gw.url + "/readyz").json()["spool_depth"] == 1
+
+
+@pytest.mark.parametrize(("status", "retry"), [
+    (0, True), (500, True), (503, True), (429, True), (401, True), (408, True),
+    (400, False), (403, False), (404, False), (422, False),
+])
+def test_which_answers_are_retried(status: int, retry: bool) -> None:
+    assert is_retryable(Answer(status, "")) is retry
+
+
+def test_backoff_is_full_jitter_under_a_growing_cap_and_honours_retry_after() -> None:
+    delays = [backoff(3, None) for _ in range(200)]
+    assert all(0 <= d <= 4.0 for d in delays) and max(delays) > 2.0
+    assert backoff(0, 7.0) >= 7.0
+    assert backoff(100, None) <= 300.0
