@@ -6,7 +6,6 @@ sandbox reads the body and writes precomputed header tuples itself (STYLE.md, ru
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -133,9 +132,10 @@ async def drop(scope: Scope, receive: Any, send: Any) -> None:
     cycle disconnected, so it neither answers nor logs. Other servers get `Dropped`.
     """
     transport = getattr(getattr(send, "__self__", None), "transport", None)
-    if not isinstance(transport, asyncio.BaseTransport):
+    close = getattr(transport, "close", None)  # uvloop's transports are not asyncio's classes
+    if not callable(close):
         raise Dropped
-    transport.close()
+    close()
     message: Message = await receive()
     while message["type"] != "http.disconnect":
         message = await receive()

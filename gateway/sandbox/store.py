@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.catalog import ad_data
+from gateway.orders import order_key
 from gateway.types import JSON
 
 KINDS = ("track", "order_log", "delivery")
@@ -28,9 +29,9 @@ def track_id(body: JSON) -> str | None:
 
 
 def order_log_id(body: JSON) -> str | None:
-    properties = body.get("properties")
-    order_id = properties.get("order_id") if isinstance(properties, dict) else None
-    return order_id if isinstance(order_id, str) else None
+    # The gateway's own order key: order_id plus updated_at_utc, so an update of an
+    # order is news and the same update sent twice is a duplicate.
+    return order_key(body)
 
 
 def delivery_id(body: JSON) -> str | None:
@@ -38,7 +39,7 @@ def delivery_id(body: JSON) -> str | None:
     return order_id if isinstance(order_id, str) else None
 
 
-# The id each kind is deduplicated by: event_id for track, order_id for orders.
+# The id each kind is deduplicated by: event_id for track, order id for orders.
 ID_OF: dict[str, Callable[[JSON], str | None]] = {
     "track": track_id,
     "order_log": order_log_id,
