@@ -383,3 +383,39 @@ def test_backfill_with_a_wrong_key_sends_nothing(spawn: Callable[..., Any], http
     assert "401" in done.stderr and "not-the-key" not in done.stdout + done.stderr
     time.sleep(0.5)
     assert sandbox_stats(http, sandbox_url)["accepted"] == 0
+
+
+def test_backfill_waits_out_a_full_spool(spawn: Callable[..., Any], http: httpx.Client,
+                                         sandbox_url: str, tmp_path: Path) -> None:
+    # Connect is down, so the small spool fills and the gateway answers 503 with
+    # Retry-After; the importer waits and retries until Connect is back.
+    http.put(f"{sandbox_url}/_sandbox/faults",
+             json={"outage": True, "retry_after_s": 0.2}).raise_for_status()
+    gateway = spawn(["serve", "--host", "127.0.0.1"], env={
+        "IAN_UPSTREAM_URL": sandbox_url,
+        "IAN_CLIENT_ID": "sandbox-client",
+        "IAN_CLIENT_SECRET": "sandbox-secret",
+        "IAN_SPOOL": "memory:",
+        "IAN_SPOOL_MAX": "40",
+        "IAN_ORDERS_API_KEYS": KEY,
+    })
+    orders = [make_order(f"full-{i:03d}") for i in range(200)]
+    path = write_jsonl(tmp_path / "orders.jsonl", orders)
+    importer = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "orders", "import", str(path), "--url", gateway.url,
+         "--batch", "20", "--key", KEY],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        time.sleep(3)
+        assert importer.poll() is None, "the importer should be waiting on the full spool"
+        http.put(f"{sandbox_url}/_sandbox/faults", json={"outage": False}).raise_for_status()
+        out, err = importer.communicate(timeout=120)
+    finally:
+        if importer.poll() is None:
+            importer.kill()
+            importer.communicate()
+    assert importer.returncode == 0, out + err
+    assert "sent: 200 accepted, 0 duplicates, 0 rejected" in out
+    stats = wait_for_orders(http, sandbox_url, 200, timeout=60)
+    assert stats["accepted"] == 200 and stats["distinct_ids"] == 200
