@@ -1,0 +1,388 @@
+"""The benchmark harness: the gateway against same-run baselines, in one command.
+
+`loadtests/bench` (or `python3 loadtests/bench`) starts, on 127.0.0.1 only:
+an nginx upstream stub that counts what it receives, the baselines (nginx's
+fixed 200, a bare uvicorn ASGI app, a bare aiohttp forwarding loop) and
+`ian-gateway serve --workers 1` fresh for each gateway measurement, drives
+them with wrk for fixed durations, prints absolute figures with the ratios
+next to the issue's targets, and writes `loadtests/results/<time>-<sha>.json`.
+Every process it starts is stopped at the end, on Ctrl-C and on errors too.
+
+CPU pinning (default on 2+ CPUs): the server under test (nginx ceiling, bare
+ASGI, bare forwarder, gateway) runs alone on the second CPU; wrk, this
+harness's own client and the upstream stub share the first. Load generator and
+server then do not steal each other's core, so runs are steadier and a ratio
+compares servers that had the same single core. `--no-pin` lets the kernel place them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import bench_report
+import bench_stub
+from bench_e2e import Driver
+from bench_lua import PATH, Script, lua_script, parse_wrk
+from bench_procs import Procs, free_port
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+TOOLS = {"nginx": "nginx-light", "wrk": "wrk"}  # command -> Debian package
+
+
+@dataclass(frozen=True)
+class Options:
+    duration: float
+    warmup: float
+    connections: int
+    pin: bool
+    gateway: bool
+    env: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Cpus:
+    load: str | None  # wrk, this harness, the upstream stub
+    server: str | None  # the server under test
+
+    @classmethod
+    def plan(cls, pin: bool) -> Cpus:
+        available = sorted(os.sched_getaffinity(0))
+        if not pin or len(available) < 2:
+            return cls(None, None)
+        return cls(str(available[0]), str(available[1]))
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def ensure_tools() -> None:
+    """nginx and wrk from Debian, installed with apt-get when missing."""
+    missing = [package for command, package in TOOLS.items() if shutil.which(command) is None]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise SystemExit(f"bench: install {' '.join(missing)} (apt-get install -y ...)")
+    log(f"installing {' '.join(missing)} with apt-get")
+    quiet = {"DEBIAN_FRONTEND": "noninteractive", **os.environ}
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=quiet)
+    subprocess.run(["apt-get", "install", "-y", "-q", *missing], check=True, env=quiet)
+
+
+def gateway_available() -> bool:
+    probe = subprocess.run([sys.executable, "-m", "gateway", "serve", "--help"], cwd=ROOT,
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return int(response.status), bytes(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError:
+        return 0, b""
+
+
+class Bench:
+    """One run: the processes, the measurements, the raw results."""
+
+    def __init__(self, options: Options, procs: Procs, workdir: Path, cpus: Cpus) -> None:
+        self.options = options
+        self.procs = procs
+        self.workdir = workdir
+        self.cpus = cpus
+        self.stub_dir = workdir / "stub"
+        self.stub_url = ""
+        self._serial = 0
+
+    # -- wrk ---------------------------------------------------------------------------------
+
+    def wrk(self, url: str, script: Script, connections: int, seconds: float) -> dict[str, float]:
+        self._serial += 1
+        path = self.workdir / f"wrk-{self._serial}.lua"
+        path.write_text(lua_script(script))
+        argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+                "--timeout", "5s", "-s", str(path), url]
+        if self.cpus.load:
+            argv = ["taskset", "-c", self.cpus.load, *argv]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+        return parse_wrk(done.stdout + done.stderr)
+
+    def measure(self, url: str, script: Script, connections: int | None = None) -> dict[str, float]:
+        """A warm-up run, thrown away, then the measured run."""
+        connections = connections or self.options.connections
+        if self.options.warmup > 0:
+            self.wrk(url, script, connections, self.options.warmup)
+        return self.wrk(url, script, connections, self.options.duration)
+
+    # -- the upstream stub and the baselines --------------------------------------------------
+
+    def start_stub(self) -> None:
+        port = free_port()
+        conf = bench_stub.prepare(self.stub_dir, bench_stub.stub_conf(self.stub_dir, port))
+        self.procs.start("stub", bench_stub.nginx_argv(conf), self.cpus.load, port=port)
+        self.stub_url = f"http://127.0.0.1:{port}"
+
+    def nginx_ceiling(self) -> dict[str, float]:
+        port, workdir = free_port(), self.workdir / "ceiling"
+        conf = bench_stub.prepare(workdir, bench_stub.ceiling_conf(workdir, port))
+        proc = self.procs.start("ceiling", bench_stub.nginx_argv(conf), self.cpus.server,
+                                port=port)
+        try:
+            return self.measure(f"http://127.0.0.1:{port}{PATH}", Script(events=1))
+        finally:
+            self.procs.stop(proc)
+
+    def bare_asgi(self) -> dict[str, float]:
+        port = free_port()
+        argv = [sys.executable, "-m", "uvicorn", "bare_asgi:app", "--app-dir", str(HERE),
+                "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
+                "--http", "httptools", "--workers", "1", "--no-access-log",
+                "--log-level", "warning", "--lifespan", "off"]
+        proc = self.procs.start("bare-asgi", argv, self.cpus.server, port=port)
+        try:
+            return self.measure(f"http://127.0.0.1:{port}{PATH}", Script(events=1))
+        finally:
+            self.procs.stop(proc)
+
+    def bare_aiohttp(self) -> dict[str, float]:
+        argv = [sys.executable, str(HERE / "bare_forward.py"), f"{self.stub_url}/v2/ian/track",
+                "--concurrency", "64", "--warmup", str(self.options.warmup),
+                "--duration", str(self.options.duration)]
+        proc = self.procs.start("bare-aiohttp", argv, self.cpus.server, cwd=HERE)
+        try:
+            proc.wait(self.options.warmup + self.options.duration + 60)
+        finally:
+            self.procs.stop(proc)
+        last = self.procs.tail("bare-aiohttp", 1)
+        try:
+            result: dict[str, float] = json.loads(last)
+        except ValueError:
+            raise RuntimeError(f"bare aiohttp forwarding failed:\n{last}") from None
+        return result
+
+    def baselines(self) -> dict[str, Any]:
+        log("baseline: nginx fixed 200 (ceiling)")
+        nginx = self.nginx_ceiling()
+        log(f"  {nginx['rps']:,.0f} req/s; baseline: bare ASGI")
+        asgi = self.bare_asgi()
+        log(f"  {asgi['rps']:,.0f} req/s; baseline: bare aiohttp forwarding to the stub")
+        aio = self.bare_aiohttp()
+        log(f"  {aio['rps']:,.0f} req/s")
+        return {"nginx": nginx, "bare_asgi": asgi, "bare_aiohttp": aio}
+
+    # -- the gateway ---------------------------------------------------------------------------
+
+    def start_gateway(self, name: str, forwarder: bool) -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        env = {
+            "IAN_UPSTREAM_URL": self.stub_url,
+            "IAN_ACCESS_TOKEN": "bench",
+            "IAN_SPOOL": f"sqlite:///{self.workdir / name}.db",
+            "IAN_SPOOL_MAX": "100000000",  # the bench measures speed, not back-pressure
+            "IAN_FORWARDER": "true" if forwarder else "false",
+            **self.options.env,
+        }
+        argv = [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1",
+                "--port", str(port), "--workers", "1"]
+        proc = self.procs.start(name, argv, self.cpus.server, env=env, port=port, cwd=ROOT)
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url)
+        return proc, url
+
+    def with_gateway(self, name: str, forwarder: bool, step: Any) -> Any:
+        """`step(url)` against a fresh gateway (empty spool, empty dedupe), stopped after."""
+        proc, url = self.start_gateway(name, forwarder)
+        try:
+            result = step(url)
+            if isinstance(result, dict):
+                result["metrics"] = scrape(url)
+            return result
+        finally:
+            self.procs.stop(proc)
+
+    def verify(self, url: str) -> dict[str, Any]:
+        """A sample of both beacon shapes must answer 202 with accepted > 0."""
+        checks = {}
+        for events in (1, 20):
+            figures = self.wrk(url + PATH, Script(events=events, verify=True), 2, 1)
+            ok = figures["requests"] > 0 and figures["verified_accepted"] == figures["requests"]
+            checks[f"events_{events}"] = {**figures, "ok": ok}
+            if not ok:
+                log(f"  WARNING: {events}-event beacons not all 202 with accepted>0: {figures}")
+        return checks
+
+    def intake_1(self, url: str) -> dict[str, Any]:
+        verified = self.verify(url)
+        figures: dict[str, Any] = self.measure(url + PATH, Script(events=1))
+        return {**figures, "verify": verified}
+
+    def intake_20(self, url: str) -> dict[str, float]:
+        return self.measure(url + PATH, Script(events=20))
+
+    def at_rate(self, url: str, target_rps: float) -> dict[str, float]:
+        """wrk has no constant rate; see `paced`."""
+        return paced(self, url + PATH, target_rps)
+
+    def end_to_end(self, url: str) -> dict[str, Any]:
+        driver = Driver(url, lambda: bench_stub.received(self.stub_dir))
+        return asyncio.run(driver.run(settle=max(5.0, self.options.warmup),
+                                      duration=self.options.duration))
+
+    def gateway(self) -> dict[str, Any]:
+        results: dict[str, Any] = {}
+        log("gateway: intake, 1-event beacons (forwarder off: intake alone)")
+        results["intake_1"] = self.with_gateway("gw-intake-1", False, self.intake_1)
+        log(f"  {results['intake_1']['rps']:,.0f} req/s; gateway: intake, 20-event beacons")
+        results["intake_20"] = self.with_gateway("gw-intake-20", False, self.intake_20)
+        half = results["intake_1"]["rps"] / 2
+        log(f"  {results['intake_20']['rps']:,.0f} req/s; gateway: intake at {half:,.0f} req/s")
+        results["half_rate"] = self.with_gateway("gw-half", False,
+                                                 lambda url: self.at_rate(url, half))
+        log(f"  p99 {results['half_rate']['p99_us'] / 1000:.2f} ms; same, forwarder in-process")
+        results["half_rate_forwarder"] = self.with_gateway(
+            "gw-half-fwd", True, lambda url: self.at_rate(url, half))
+        log(f"  p99 {results['half_rate_forwarder']['p99_us'] / 1000:.2f} ms; "
+            "gateway: end-to-end with the spool depth held still")
+        results["e2e"] = self.with_gateway("gw-e2e", True, self.end_to_end)
+        log(f"  {results['e2e']['received_events_per_s']:,.0f} events/s received by the stub")
+        return results
+
+    def memory(self) -> dict[str, Any]:
+        log("dedupe memory: 1,000,000 event_ids in gateway.dedupe.Dedupe")
+        done = subprocess.run([sys.executable, str(HERE / "bench_memory.py")], cwd=ROOT,
+                              capture_output=True, text=True, timeout=600, check=True)
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return result
+
+
+def paced(bench: Bench, url: str, target_rps: float) -> dict[str, float]:
+    """Intake latency at about `target_rps`, with wrk's `delay()`.
+
+    wrk (unlike wrk2) has no constant-rate mode, but its Lua `delay()` makes
+    each connection wait a fixed time after every answer: c connections with
+    delay d give c / (d + latency) requests/s, below saturation so latency is
+    not queueing behind wrk's own backlog. A 3 s calibration run (also the
+    warm-up) measures the per-request time beyond the delay, and the measured
+    run sets d so the rate lands on the target; the achieved rate is reported.
+    About 20 ms of delay per connection keeps the 1 ms granularity of `delay()` near 5%.
+    """
+    connections = max(8, min(512, round(target_rps * 0.02)))
+    delay = max(1, round(connections * 1000 / target_rps))
+    calibration = bench.wrk(url, Script(events=1, delay_ms=delay), connections, 3)
+    overhead_ms = connections * 1000 / max(calibration["rps"], 1.0) - delay
+    delay = max(1, round(connections * 1000 / target_rps - overhead_ms))
+    figures = bench.wrk(url, Script(events=1, delay_ms=delay), connections,
+                        bench.options.duration)
+    return {**figures, "target_rps": target_rps, "connections": connections, "delay_ms": delay}
+
+
+def wait_ready(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, _ = http_get(url + "/readyz")
+        if status == 200:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url}/readyz did not answer 200 in {timeout:g}s")
+
+
+def scrape(url: str) -> dict[str, float]:
+    """The gateway's own counters after a step: proof the events went where they should."""
+    status, text = http_get(url + "/metrics")
+    if status != 200:
+        return {}
+    wanted = ("ian_intake_events_total", "ian_spool_depth", "ian_upstream_responses_total",
+              "ian_dead_letters_total", "ian_forward_retries_total")
+    found: dict[str, float] = {}
+    for line in text.decode(errors="replace").splitlines():
+        if line.startswith(wanted):
+            name, _, value = line.rpartition(" ")
+            found[name] = float(value)
+    return found
+
+
+def machine(cpus: Cpus) -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "loadavg_before": os.getloadavg(),
+        "pinning": {"load_generator_and_stub": cpus.load, "server_under_test": cpus.server},
+        "python": sys.version.split()[0],
+    }
+
+
+def parse_args(argv: list[str] | None) -> Options:
+    parser = argparse.ArgumentParser(prog="loadtests/bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up before each")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections at max rate")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
+    parser.add_argument("--baselines-only", action="store_true", help="skip the gateway")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for the gateway (repeatable)")
+    args = parser.parse_args(argv)
+    env = dict(item.split("=", 1) for item in args.env)
+    return Options(args.duration, args.warmup, args.connections, not args.no_pin,
+                   not args.baselines_only, env)
+
+
+def _terminate(signum: int, _: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through every `finally`: children are stopped
+
+
+def run(options: Options) -> dict[str, Any]:
+    cpus = Cpus.plan(options.pin)
+    if cpus.load is not None:
+        os.sched_setaffinity(0, {int(cpus.load)})  # this harness's own client shares wrk's CPU
+    results: dict[str, Any] = {
+        "git_sha": bench_report.git_sha(ROOT),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(cpus),
+        "options": {"duration": options.duration, "warmup": options.warmup,
+                    "connections": options.connections, "env": dict(options.env)},
+    }
+    with tempfile.TemporaryDirectory(prefix="ian-bench-") as tmp, Procs(Path(tmp)) as procs:
+        bench = Bench(options, procs, Path(tmp), cpus)
+        bench.start_stub()
+        results["baselines"] = bench.baselines()
+        results["gateway"] = None
+        if options.gateway and gateway_available():
+            results["gateway"] = bench.gateway()
+        elif options.gateway:
+            log("`python -m gateway serve --help` fails: gateway not measured")
+        results["memory"] = bench.memory()
+    results["machine"]["loadavg_after"] = os.getloadavg()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    ensure_tools()
+    started = time.monotonic()
+    results = run(options)
+    results["seconds"] = round(time.monotonic() - started, 1)
+    print(bench_report.render(results))
+    path = bench_report.write(results)
+    print(f"\n{results['seconds']:.0f} s; results: {path.relative_to(ROOT)}")
+    return 0

@@ -1,0 +1,168 @@
+"""The benchmark's report: ratios against same-run baselines, targets, table, JSON.
+
+Absolute figures move with the machine and with whoever else is using it;
+ratios to baselines measured in the same run are what compare across commits.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str  # the figure it judges, in `figures()`
+    label: str
+    limit: float
+    at_least: bool  # True: figure >= limit; False: figure <= limit
+
+    def judge(self, value: float | None) -> bool | None:
+        if value is None:
+            return None
+        return value >= self.limit if self.at_least else value <= self.limit
+
+    def text(self) -> str:
+        return f"{'>=' if self.at_least else '<='} {self.limit:g}"
+
+
+# The issue's targets.
+TARGETS = (
+    Target("intake_vs_bare_asgi", "intake single-event / bare ASGI", 0.5, True),
+    Target("e2e_vs_bare_aiohttp", "end-to-end / bare aiohttp forwarding", 0.6, True),
+    Target("half_rate_p99_ms", "intake p99 at half max rate (ms)", 10.0, False),
+    Target("bytes_per_event_id", "bytes per remembered event_id", 200.0, False),
+)
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def dig(results: Mapping[str, Any], *path: str) -> Any:
+    """`results[a][b]...`, or None as soon as a step is missing."""
+    node: Any = results
+    for step in path:
+        if not isinstance(node, Mapping) or node.get(step) is None:
+            return None
+        node = node[step]
+    return node
+
+
+def ms(microseconds: float | None) -> float | None:
+    return None if microseconds is None else microseconds / 1000.0
+
+
+def figures(results: Mapping[str, Any]) -> dict[str, float | None]:
+    """The figures the targets judge, computed from the raw results."""
+    return {
+        "intake_vs_bare_asgi": ratio(dig(results, "gateway", "intake_1", "rps"),
+                                     dig(results, "baselines", "bare_asgi", "rps")),
+        "e2e_vs_bare_aiohttp": ratio(dig(results, "gateway", "e2e", "received_events_per_s"),
+                                     dig(results, "baselines", "bare_aiohttp", "rps")),
+        "half_rate_p99_ms": ms(dig(results, "gateway", "half_rate", "p99_us")),
+        "bytes_per_event_id": dig(results, "memory", "bytes_per_key_rss"),
+    }
+
+
+def judge(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    values = figures(results)
+    return [
+        {"key": t.key, "label": t.label, "value": values[t.key], "target": t.text(),
+         "met": t.judge(values[t.key])}
+        for t in TARGETS
+    ]
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _wrk_row(label: str, wrk: Mapping[str, Any] | None, unit: str = "req/s") -> list[str]:
+    if not wrk:
+        return [label, "-", "", "not measured"]
+    note = f"p50 {_num(ms(wrk.get('p50_us')), 2)} ms, p99 {_num(ms(wrk.get('p99_us')), 2)} ms"
+    if wrk.get("status") or wrk.get("timeout"):
+        note += f", non-2xx {wrk.get('status', 0)}, timeouts {wrk.get('timeout', 0)}"
+    return [label, _num(wrk.get("rps")), unit, note]
+
+
+def rows(results: Mapping[str, Any]) -> list[list[str]]:
+    """The absolute figures, one row each: label, value, unit, note."""
+    base = results.get("baselines") or {}
+    gw = results.get("gateway") or {}
+    aio = base.get("bare_aiohttp") or {}
+    e2e = gw.get("e2e") or {}
+    half = gw.get("half_rate") or {}
+    half_fwd = gw.get("half_rate_forwarder") or {}
+    memory = results.get("memory") or {}
+    beacons20 = gw.get("intake_20") or {}
+    return [
+        _wrk_row("nginx fixed 200, 1 worker (ceiling)", base.get("nginx")),
+        _wrk_row("bare ASGI (uvicorn+uvloop+httptools)", base.get("bare_asgi")),
+        ["bare aiohttp forwarding, 64 keep-alive", _num(aio.get("rps")), "req/s",
+         f"errors {aio.get('errors', '-')}"],
+        _wrk_row("intake, 1-event beacons", gw.get("intake_1")),
+        _wrk_row("intake, 20-event beacons", beacons20),
+        ["  = events/s at 20 per beacon", _num(beacons20.get("rps", 0) * 20 or None),
+         "events/s", ""],
+        [f"intake at half max ({_num(half.get('target_rps'))}/s)", _num(half.get("rps")),
+         "req/s", f"p50 {_num(ms(half.get('p50_us')), 2)} ms, "
+                  f"p99 {_num(ms(half.get('p99_us')), 2)} ms, forwarder off"],
+        ["  same, forwarder in-process (default)", _num(half_fwd.get("rps")), "req/s",
+         f"p50 {_num(ms(half_fwd.get('p50_us')), 2)} ms, "
+         f"p99 {_num(ms(half_fwd.get('p99_us')), 2)} ms"],
+        ["end-to-end received by the stub", _num(e2e.get("received_events_per_s")), "events/s",
+         f"backlog {_num(e2e.get('backlog_start'))} -> {_num(e2e.get('backlog_end'))}, "
+         f"stable {e2e.get('stable', '-')}"],
+        ["dedupe memory, 1M event_ids", _num(memory.get("bytes_per_key_rss")), "B/id",
+         f"RSS delta; the key string alone is {memory.get('key_string_bytes', '-')} B"],
+    ]
+
+
+def table(header: list[str], body: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in [header, *body]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render(results: Mapping[str, Any]) -> str:
+    verdicts = [
+        [v["label"], _num(v["value"], 2), v["target"],
+         {True: "met", False: "MISSED", None: "not measured"}[v["met"]]]
+        for v in judge(results)
+    ]
+    return "\n\n".join([
+        table(["measurement", "value", "unit", "note"], rows(results)),
+        table(["ratio / target", "value", "target", "verdict"], verdicts),
+    ])
+
+
+def git_sha(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root,
+                             capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "nogit"
+    return out.stdout.strip() or "nogit"
+
+
+def write(results: Mapping[str, Any], directory: Path = RESULTS, when: float | None = None) -> Path:
+    """`<directory>/<UTC timestamp>-<git sha>.json`, with the verdicts included."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when if when is not None else time.time()))
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{stamp}-{results.get('git_sha', 'nogit')}.json"
+    document = {**results, "ratios": figures(results), "targets": judge(results)}
+    path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    return path

@@ -1,0 +1,95 @@
+"""nginx configurations for the benchmark: the upstream stub and the HTTP ceiling.
+
+Both are Debian's nginx with one worker answering a fixed body with `return`
+(nginx discards a POST body before it answers). The stub counts what it
+received: each `POST /v2/ian/track` appends one line of `COUNT_LINE` bytes to
+an access log, so `received = size // COUNT_LINE` is exact, cheap and real time
+(unbuffered log), and counts only what really crossed the loopback.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TRACK_ANSWER = '{"message":"Successfully processed"}'  # track doc: the 200 answer
+TOKEN_ANSWER = '{"access_token":"bench","token_type":"Bearer","expires_in":86400}'
+COUNT_LINE = 2  # "1\n"
+
+
+def _common(workdir: Path) -> str:
+    user = "user root root;\n" if os.geteuid() == 0 else ""  # workers may use the temp dirs
+    temp = "".join(
+        f"  {name}_temp_path {workdir / name};\n"
+        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return (
+        f"{user}worker_processes 1;\n"
+        "daemon off;\n"
+        "master_process on;\n"
+        f"pid {workdir / 'nginx.pid'};\n"
+        f"error_log {workdir / 'error.log'} warn;\n"
+        "events { worker_connections 4096; }\n"
+        "http {\n"
+        "  access_log off;\n"
+        "  keepalive_requests 10000000;\n"
+        "  keepalive_timeout 75s;\n"
+        "  default_type application/json;\n"
+        f"{temp}"
+        "  log_format count '1';\n"
+    )
+
+
+def stub_conf(workdir: Path, port: int) -> str:
+    """The Connect stand-in: track and order log answer 200 and are counted."""
+    return _common(workdir) + (
+        "  server {\n"
+        f"    listen 127.0.0.1:{port} backlog=4096;\n"
+        "    location = /v2/ian/track {\n"
+        f"      access_log {track_log(workdir)} count;\n"
+        f"      return 200 '{TRACK_ANSWER}';\n"
+        "    }\n"
+        "    location = /v2/ian/order/log {\n"
+        f"      access_log {workdir / 'order_log.log'} count;\n"
+        f"      return 200 '{TRACK_ANSWER}';\n"
+        "    }\n"
+        f"    location = /v2/oauth/token {{ return 200 '{TOKEN_ANSWER}'; }}\n"
+        "    location / { return 404 '{\"message\":\"not found\"}'; }\n"
+        "  }\n"
+        "}\n"
+    )
+
+
+def ceiling_conf(workdir: Path, port: int) -> str:
+    """The machine's HTTP ceiling: every request answers the same 200, nothing logged."""
+    return _common(workdir) + (
+        "  server {\n"
+        f"    listen 127.0.0.1:{port} backlog=4096;\n"
+        f"    location / {{ return 200 '{TRACK_ANSWER}'; }}\n"
+        "  }\n"
+        "}\n"
+    )
+
+
+def track_log(workdir: Path) -> Path:
+    return workdir / "track.log"
+
+
+def received(workdir: Path) -> int:
+    """Track requests the stub has answered so far."""
+    try:
+        return track_log(workdir).stat().st_size // COUNT_LINE
+    except FileNotFoundError:
+        return 0
+
+
+def prepare(workdir: Path, conf: str) -> Path:
+    """Write `conf` and the directories it names; the path to pass to `nginx -c`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "nginx.conf"
+    path.write_text(conf)
+    return path
+
+
+def nginx_argv(conf: Path) -> list[str]:
+    return ["nginx", "-c", str(conf), "-p", str(conf.parent)]
