@@ -28,6 +28,7 @@ from gateway.forward import Forwarder
 from gateway.intake import Intake
 from gateway.logs import RequestId, configure_logging
 from gateway.metrics import CONTENT_TYPE, Metrics
+from gateway.order_intake import OrderIntake
 from gateway.ratelimit import RateLimit
 from gateway.settings import ConfigError, Settings
 from gateway.spool import Spool, open_spool
@@ -110,21 +111,15 @@ class Gateway:
 
     def _routes(self) -> list[Route]:
         p = self.parts
-        routes = [
+        return [
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
             Route("/ian.js", self.snippet, methods=["GET", "HEAD"]),
             Route("/status", self.status.page, methods=["GET"]),
             Route("/status.json", self.status.json, methods=["GET"]),
+            Route("/v1/orders", OrderIntake(p.settings, p.dedupe, p.spool), methods=["POST"]),
         ]
-        try:  # TEMP-WIP: order intake is being written
-            from gateway.order_intake import OrderIntake
-            routes.append(Route("/v1/orders", OrderIntake(p.settings, p.dedupe, p.spool),
-                                methods=["POST"]))
-        except ModuleNotFoundError:
-            pass
-        return routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)

@@ -7,14 +7,12 @@ dispatches. Bad configuration fails here, naming the variable, before a port ope
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
 from collections.abc import Callable
-from types import ModuleType
 
-from gateway import __version__
+from gateway import __version__, deadletters, demo, order_import, sandbox
 from gateway.settings import ConfigError, Settings, markdown_table
 
 
@@ -70,24 +68,8 @@ Command = tuple[str, str, Callable[[argparse.ArgumentParser], None],
                 Callable[[argparse.Namespace], int]]
 
 
-def lazy(module: str) -> ModuleType:
-    try:  # TEMP-WIP: modules still being written by other engineers
-        loaded = importlib.import_module(module)
-        if hasattr(loaded, "run"):
-            return loaded
-        raise ModuleNotFoundError(module)
-    except ModuleNotFoundError:
-        fallback = ModuleType(module)
-        fallback.add_arguments = lambda parser: None  # type: ignore[attr-defined]
-        fallback.run = lambda args: 2  # type: ignore[attr-defined]
-        return fallback
-
-
 def commands() -> list[Command]:
     """(name, help, add_arguments, run) for every subcommand."""
-    sandbox = lazy("gateway.sandbox")
-    demo = lazy("gateway.demo")
-    deadletters = lazy("gateway.deadletters")
     return [
         ("serve", "run the gateway (needs IAN_UPSTREAM_URL and credentials)",
          add_serve_arguments, run_serve),
@@ -105,7 +87,6 @@ def commands() -> list[Command]:
 
 
 def add_orders_arguments(parser: argparse.ArgumentParser) -> None:
-    order_import = lazy("gateway.order_import")
     sub = parser.add_subparsers(dest="orders_command", required=True, metavar="ACTION")
     importer = sub.add_parser("import", help="send a JSONL file of orders to /v1/orders")
     order_import.add_arguments(importer)
