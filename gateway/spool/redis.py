@@ -145,6 +145,7 @@ class RedisSpool:
         prefix: str = "ian:spool:",
         lease: float = 30.0,
         poll_interval: float = 0.1,
+        max_connections: int = 64,
     ) -> None:
         self._url = url
         self._max = max_records
@@ -160,7 +161,13 @@ class RedisSpool:
         self._reclaim_every = min(1.0, lease / 4)
         self._reclaimed_at = 0.0
         self._reclaim_from = "0-0"
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(url, socket_connect_timeout=5)
+        self._closed = False
+        # A blocking pool: a burst of puts waits for a connection instead of failing
+        # (the default pool raises MaxConnectionsError past its size).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=10, socket_connect_timeout=5
+        )
+        self._redis: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._promote = self._redis.register_script(PROMOTE)
         self._retry = self._redis.register_script(RETRY)
         self._bury = self._redis.register_script(BURY)
@@ -187,6 +194,9 @@ class RedisSpool:
 
     async def close(self) -> None:
         """Hand this consumer's unsettled entries back (claimable at once), then disconnect."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             await self._release_pending()
         except RedisError as exc:
@@ -255,12 +265,11 @@ class RedisSpool:
             await self._promote(keys=[self._delayed, self._stream],
                                 args=[_ms(time.time()), max(limit, 100)])
             claimed = await self._reclaim(limit)
-            if claimed:
-                return claimed
             remaining = deadline - time.monotonic()
             # BLOCK wakes on an XADD by any instance; the poll bounds how late a due retry is.
-            block = min(remaining, self._poll) if remaining > 0 else 0.0
-            claimed = await self._read_new(limit, block)
+            block = min(remaining, self._poll) if remaining > 0 and not claimed else 0.0
+            if len(claimed) < limit:
+                claimed += await self._read_new(limit - len(claimed), block)
             if claimed or remaining <= 0:
                 return claimed
 

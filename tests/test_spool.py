@@ -1,0 +1,495 @@
+"""The spool contract, held to the same behaviour by every backend, then each backend's own.
+
+Memory, SQLite and Redis (a real `redis-server` on loopback) answer the same
+contract tests; the SQLite tests use real processes sharing one file, the
+Redis ones several instances and consumers on one server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from spool_fixtures import REDIS_MISSING, redis_available, redis_server, run_child
+
+from gateway.spool import Claimed, Record, Spool, SpoolFull, open_spool
+from gateway.spool.memory import MemorySpool
+from gateway.spool.redis import GROUP, RedisSpool
+from gateway.spool.sqlite import SqliteSpool
+
+OpenSpool = Callable[..., Awaitable[Any]]
+
+
+def records(count: int, prefix: str = "k") -> list[Record]:
+    return [
+        Record("track", f"{prefix}{i}", b'{"event": "ian.display_banner.impression"}\n', f"UA/{i}")
+        for i in range(count)
+    ]
+
+
+def keys(claimed: list[Claimed]) -> set[str]:
+    return {item.record.key for item in claimed}
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not redis_available():
+        pytest.skip(REDIS_MISSING)
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def spools(backend: str, tmp_path: Path, request: pytest.FixtureRequest,
+                 ) -> AsyncIterator[OpenSpool]:
+    """Open (and start) a spool of `backend`; every opening in one test shares its storage."""
+    where = (request.getfixturevalue("redis_url") if backend == "redis"
+             else str(tmp_path / "spool.db"))
+    prefix = f"test:{uuid.uuid4().hex}:"
+    opened: list[Spool] = []
+
+    async def open_(max_records: int = 100, dedupe_ttl: float = 60.0, **options: Any) -> Spool:
+        spool: Spool
+        if backend == "memory":
+            spool = MemorySpool(max_records, dedupe_ttl)
+        elif backend == "sqlite":
+            spool = SqliteSpool(where, max_records, dedupe_ttl, **options)
+        else:
+            spool = RedisSpool(where, max_records, dedupe_ttl, prefix=prefix, **options)
+        await spool.start()
+        opened.append(spool)
+        return spool
+
+    yield open_
+    for spool in opened:
+        await spool.close()
+
+
+# -- the contract: every backend ---------------------------------------------
+
+
+async def test_put_answers_new_or_seen_per_record(spools: OpenSpool) -> None:
+    spool = await spools()
+    batch = records(3)
+    assert await spool.put([*batch, batch[0]]) == [True, True, True, False]
+    assert await spool.put([batch[1], *records(1, "other")]) == [False, True]
+    assert await spool.put([]) == []
+    assert await spool.depth() == 4
+
+
+async def test_claim_gives_the_records_as_put_and_leases_them(spools: OpenSpool) -> None:
+    spool = await spools()
+    batch = records(3)
+    await spool.put(batch)
+    claimed = await spool.claim(10, wait=0)
+    assert sorted((c.record for c in claimed), key=lambda r: r.key) == batch
+    assert {c.attempts for c in claimed} == {0}
+    assert await spool.claim(10, wait=0) == []  # leased: not handed out twice
+    assert await spool.depth() == 3  # in flight still counts
+
+
+async def test_claim_respects_the_limit(spools: OpenSpool) -> None:
+    spool = await spools()
+    await spool.put(records(5))
+    first = await spool.claim(2, wait=0)
+    rest = await spool.claim(10, wait=0)
+    assert len(first) == 2
+    assert keys(first) | keys(rest) == {f"k{i}" for i in range(5)}
+    assert not keys(first) & keys(rest)
+
+
+async def test_claim_waits_for_a_put(spools: OpenSpool) -> None:
+    spool = await spools()
+    assert await spool.claim(10, wait=0) == []
+    started = time.monotonic()
+    waiting = asyncio.create_task(spool.claim(10, wait=5))
+    await asyncio.sleep(0.05)
+    await spool.put(records(1))
+    assert keys(await waiting) == {"k0"}
+    assert time.monotonic() - started < 2
+
+
+async def test_ack_deletes(spools: OpenSpool) -> None:
+    spool = await spools()
+    await spool.put(records(2))
+    claimed = await spool.claim(10, wait=0)
+    for item in claimed:
+        await spool.ack(item)
+    assert await spool.depth() == 0
+    assert await spool.oldest_age() == 0
+    assert await spool.claim(10, wait=0.2) == []
+
+
+async def test_retry_is_due_after_the_delay_with_one_more_attempt(spools: OpenSpool) -> None:
+    spool = await spools()
+    await spool.put(records(1))
+    (claimed,) = await spool.claim(10, wait=0)
+    await spool.retry(claimed, delay=0.4)
+    retried_at = time.monotonic()
+    assert await spool.claim(10, wait=0) == []
+    assert await spool.depth() == 1
+    (again,) = await spool.claim(10, wait=3)
+    assert time.monotonic() - retried_at >= 0.35
+    assert again.record == claimed.record
+    assert again.attempts == 1
+
+
+async def test_dead_moves_to_dead_letters_with_the_answer(spools: OpenSpool) -> None:
+    spool = await spools()
+    await spool.put(records(2))
+    first, second = sorted(await spool.claim(10, wait=0), key=lambda c: c.record.key)
+    await spool.retry(first, delay=0)
+    (first,) = await spool.claim(10, wait=2)
+    await spool.dead(first, 400, '{"error": "bad"}')
+    await spool.ack(second)
+    assert await spool.depth() == 0
+    (letter,) = await spool.dead_letters()
+    assert letter.record == first.record
+    assert (letter.status, letter.answer, letter.attempts) == (400, '{"error": "bad"}', 2)
+    assert abs(letter.failed_at - time.time()) < 5
+    assert await spool.claim(10, wait=0) == []
+
+
+async def bury(spool: Spool, count: int) -> list[str]:
+    """Put `count` records and dead-letter them all; the dead letters' ids."""
+    await spool.put(records(count))
+    for item in await spool.claim(count, wait=0):
+        await spool.dead(item, 422, "no")
+    return [letter.id for letter in await spool.dead_letters()]
+
+
+async def test_dead_letters_respects_the_limit(spools: OpenSpool) -> None:
+    spool = await spools()
+    await bury(spool, 5)
+    assert len(await spool.dead_letters(limit=2)) == 2
+    assert len(await spool.dead_letters()) == 5
+
+
+async def test_replay_some_then_all(spools: OpenSpool) -> None:
+    spool = await spools()
+    ids = await bury(spool, 3)
+    assert await spool.replay([ids[0], "no-such-id"]) == 1
+    assert len(await spool.dead_letters()) == 2
+    (replayed,) = await spool.claim(10, wait=0)
+    assert replayed.attempts == 0
+    assert await spool.replay() == 2
+    assert await spool.dead_letters() == []
+    assert len(await spool.claim(10, wait=0)) == 2
+    assert await spool.replay() == 0
+
+
+async def test_purge_some_then_all(spools: OpenSpool) -> None:
+    spool = await spools()
+    ids = await bury(spool, 3)
+    assert await spool.purge([ids[0], "no-such-id"]) == 1
+    assert {letter.id for letter in await spool.dead_letters()} == set(ids[1:])
+    assert await spool.purge() == 2
+    assert await spool.dead_letters() == []
+    assert await spool.depth() == 0
+
+
+async def test_spool_full_stores_nothing_of_the_call(spools: OpenSpool) -> None:
+    spool = await spools(max_records=3)
+    assert await spool.put(records(2)) == [True, True]
+    with pytest.raises(SpoolFull):
+        await spool.put(records(2, "late"))
+    assert await spool.depth() == 2
+    for item in await spool.claim(10, wait=0):
+        await spool.ack(item)
+    # The refused keys were not remembered: the client's retry is new.
+    assert await spool.put(records(2, "late")) == [True, True]
+
+
+async def test_oldest_age_counts_from_the_put(spools: OpenSpool) -> None:
+    spool = await spools()
+    assert await spool.oldest_age() == 0
+    await spool.put(records(1))
+    await asyncio.sleep(0.3)
+    assert 0.25 <= await spool.oldest_age() < 5
+
+
+async def test_keys_are_forgotten_after_the_ttl(spools: OpenSpool) -> None:
+    spool = await spools(dedupe_ttl=0.2)
+    assert await spool.put(records(1)) == [True]
+    assert await spool.put(records(1)) == [False]
+    await asyncio.sleep(0.35)
+    assert await spool.put(records(1)) == [True]
+
+
+async def test_close_and_reopen_resumes(spools: OpenSpool, backend: str) -> None:
+    if backend == "memory":
+        pytest.skip("memory: keeps nothing across a restart, by design")
+    spool = await spools()
+    await spool.put(records(4))
+    leased = await spool.claim(2, wait=0)  # in flight when the process stops
+    await spool.dead(leased[0], 400, "bad")
+    await spool.close()
+
+    reopened = await spools()
+    assert await reopened.depth() == 3
+    assert await reopened.put(records(4)) == [False] * 4  # the dedupe keys were kept
+    assert len(await reopened.dead_letters()) == 1
+    resumed = await reopened.claim(10, wait=1)
+    assert keys(resumed) == {"k0", "k1", "k2", "k3"} - {leased[0].record.key}
+
+
+# -- SQLite: processes sharing one file ---------------------------------------
+
+CLAIMER = """
+import asyncio, json, os, sys
+from gateway.spool.sqlite import SqliteSpool
+
+async def main(path, go):
+    spool = SqliteSpool(path, 1_000_000, 60)
+    await spool.start()
+    print("ready", flush=True)
+    while not os.path.exists(go):
+        await asyncio.sleep(0.005)
+    taken, idle = [], 0
+    while idle < 3:
+        claimed = await spool.claim(5, wait=0.1)
+        idle = 0 if claimed else idle + 1
+        taken += [item.record.key for item in claimed]
+        await asyncio.gather(*(spool.ack(item) for item in claimed))
+    await spool.close()
+    print(json.dumps(taken), flush=True)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+CRASHER = """
+import asyncio, os, signal, sys
+from gateway.spool import Record
+from gateway.spool.sqlite import SqliteSpool
+
+async def main(path):
+    spool = SqliteSpool(path, 1000, 60, lease=0.5)
+    await spool.start()
+    stored = await spool.put([Record("track", f"k{i}", b"{}", "UA") for i in range(50)])
+    claimed = await spool.claim(10, wait=0)
+    print(sum(stored), len(claimed), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # dies holding ten leases, never closed
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_sqlite_two_processes_never_claim_the_same_record(tmp_path: Path) -> None:
+    path = str(tmp_path / "spool.db")
+    feeder = SqliteSpool(path, 1_000_000, 60)
+    await feeder.start()
+    for start in range(0, 1000, 100):
+        await feeder.put([Record("track", f"k{i}", b"{}", "UA") for i in range(start, start + 100)])
+    go = tmp_path / "go"
+    children = [run_child(CLAIMER, [path, str(go)]) for _ in range(2)]
+    try:
+        for child in children:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "ready", child.stderr
+        go.touch()
+        outputs = [child.communicate(timeout=120) for child in children]
+    finally:
+        for child in children:
+            child.kill()
+    first, second = (json.loads(out) for out, _ in outputs)
+    assert not set(first) & set(second)
+    assert len(first) + len(second) == 1000
+    assert set(first) | set(second) == {f"k{i}" for i in range(1000)}
+    assert first and second, "both processes should have claimed some"
+    assert await feeder.depth() == 0
+    await feeder.close()
+
+
+async def test_sqlite_resumes_after_a_crash_and_reclaims_its_leases(tmp_path: Path) -> None:
+    path = str(tmp_path / "spool.db")
+    child = run_child(CRASHER, [path])
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == -9, err
+    assert out.split() == ["50", "10"]
+    spool = SqliteSpool(path, 1000, 60)
+    await spool.start()
+    try:
+        assert await spool.depth() == 50
+        assert await spool.put(records(1)) == [False]  # k0 is remembered
+        free = await spool.claim(100, wait=0)
+        assert len(free) == 40  # ten are still leased to the dead process
+        expired = await spool.claim(100, wait=3)
+        assert len(expired) == 10
+        assert not keys(free) & keys(expired)
+    finally:
+        await spool.close()
+
+
+async def test_sqlite_lease_taken_over_ignores_the_old_owner(tmp_path: Path) -> None:
+    path = str(tmp_path / "spool.db")
+    slow = SqliteSpool(path, 100, 60, lease=0.2)
+    other = SqliteSpool(path, 100, 60, lease=30)
+    await slow.start()
+    await other.start()
+    try:
+        await slow.put(records(1))
+        (stale,) = await slow.claim(1, wait=0)
+        assert await other.claim(1, wait=0) == []
+        (taken,) = await other.claim(1, wait=2)
+        await slow.retry(stale, delay=0)  # too late: the lease is no longer its own
+        await slow.dead(stale, 400, "late")
+        assert await slow.dead_letters() == []
+        await other.ack(taken)
+        assert await other.depth() == 0
+    finally:
+        await slow.close()
+        await other.close()
+
+
+async def test_sqlite_group_commit_batches_concurrent_puts(tmp_path: Path) -> None:
+    spool = SqliteSpool(str(tmp_path / "spool.db"), 10_000, 60)
+    await spool.start()
+    try:
+        before = spool.commits
+        answers = await asyncio.gather(*(spool.put(records(1, f"p{i}-")) for i in range(200)))
+        assert answers == [[True]] * 200
+        assert await spool.depth() == 200
+        assert spool.commits - before <= 20, f"{spool.commits - before} transactions for 200 puts"
+    finally:
+        await spool.close()
+
+
+async def test_sqlite_one_full_put_does_not_undo_its_batch(tmp_path: Path) -> None:
+    spool = SqliteSpool(str(tmp_path / "spool.db"), 5, 60)
+    await spool.start()
+    try:
+        answers = await asyncio.gather(
+            spool.put(records(3, "a")), spool.put(records(3, "b")), return_exceptions=True
+        )
+        assert sorted(type(answer).__name__ for answer in answers) == ["SpoolFull", "list"]
+        assert await spool.depth() == 3
+    finally:
+        await spool.close()
+
+
+async def test_sqlite_full_disk_refuses_puts(tmp_path: Path) -> None:
+    spool = SqliteSpool(str(tmp_path / "spool.db"), 100, 60, min_free_bytes=2**62)
+    await spool.start()
+    try:
+        with pytest.raises(SpoolFull):
+            await spool.put(records(1))
+        assert await spool.depth() == 0
+    finally:
+        await spool.close()
+
+
+async def test_sqlite_forgets_expired_keys(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    spool = SqliteSpool(str(path), 100, 0.1)
+    await spool.start()
+    try:
+        await spool.put(records(5))
+        await asyncio.sleep(0.5)
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT count(*) FROM keys").fetchone() == (0,)
+    finally:
+        await spool.close()
+
+
+async def test_sqlite_url_default_is_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    spool = open_spool("sqlite:///./ian-spool.db", 100, 60)
+    await spool.start()
+    await spool.close()
+    assert (tmp_path / "ian-spool.db").exists()
+
+
+# -- Redis: instances and consumers on one server ------------------------------
+
+
+async def redis_spool(url: str, prefix: str, **options: Any) -> RedisSpool:
+    spool = RedisSpool(url, 100_000, 60, prefix=prefix, **options)
+    await spool.start()
+    return spool
+
+
+@pytest.mark.redis
+async def test_redis_reclaims_a_dead_consumers_entries(redis_url: str) -> None:
+    prefix = f"test:{uuid.uuid4().hex}:"
+    spool = await redis_spool(redis_url, prefix, lease=0.3)
+    raw = aioredis.Redis.from_url(redis_url)
+    try:
+        await spool.put(records(3))
+        # A forwarder that read the entries and died before acking them.
+        read = await raw.xreadgroup(GROUP, "dead-forwarder", {f"{prefix}queue": ">"}, count=10)
+        assert len(read[0][1]) == 3
+        assert await spool.claim(10, wait=0) == []
+        await asyncio.sleep(0.4)
+        reclaimed = await spool.claim(10, wait=2)
+        assert keys(reclaimed) == {"k0", "k1", "k2"}
+        for item in reclaimed:
+            await spool.ack(item)
+        assert await spool.depth() == 0
+        assert (await raw.xpending(f"{prefix}queue", GROUP))["pending"] == 0
+    finally:
+        await raw.aclose()
+        await spool.close()
+
+
+@pytest.mark.redis
+async def test_redis_two_instances_store_each_key_once(redis_url: str) -> None:
+    prefix = f"test:{uuid.uuid4().hex}:"
+    first, second = await redis_spool(redis_url, prefix), await redis_spool(redis_url, prefix)
+    try:
+        batch = records(200)
+        answers = await asyncio.gather(
+            *(spool.put([record]) for record in batch for spool in (first, second))
+        )
+        assert sum(answer == [True] for answer in answers) == 200
+        assert await first.depth() == 200
+        claimed = (await first.claim(500, wait=0)) + (await second.claim(500, wait=0))
+        assert sorted(item.record.key for item in claimed) == sorted(r.key for r in batch)
+    finally:
+        await first.close()
+        await second.close()
+
+
+@pytest.mark.redis
+async def test_redis_failed_xadd_forgets_the_keys(redis_url: str) -> None:
+    prefix = f"test:{uuid.uuid4().hex}:"
+    spool = await redis_spool(redis_url, prefix)
+    raw = aioredis.Redis.from_url(redis_url)
+    try:
+        # An entry with the largest possible id: every later `XADD *` is refused.
+        stream = f"{prefix}queue"
+        top = await raw.xadd(stream, {"x": "1"}, id="18446744073709551615-18446744073709551615")
+        await raw.xdel(stream, top)
+        with pytest.raises(SpoolFull):
+            await spool.put(records(2))
+        assert await raw.exists(f"{prefix}key:k0", f"{prefix}key:k1") == 0
+    finally:
+        await raw.aclose()
+        await spool.close()
+
+
+@pytest.mark.redis
+async def test_redis_entries_of_a_closed_instance_are_claimable_at_once(redis_url: str) -> None:
+    prefix = f"test:{uuid.uuid4().hex}:"
+    leaving = await redis_spool(redis_url, prefix, lease=30)
+    staying = await redis_spool(redis_url, prefix, lease=30)
+    try:
+        await leaving.put(records(2))
+        assert len(await leaving.claim(10, wait=0)) == 2
+        await leaving.close()
+        assert keys(await staying.claim(10, wait=1)) == {"k0", "k1"}
+    finally:
+        await staying.close()
