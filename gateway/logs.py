@@ -33,10 +33,11 @@ HEADER = b"x-request-id"
 # An incoming id is echoed in headers and logs: only short, plain ids are believed.
 SANE_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 # Anything that looks like a credential in a message: "Bearer <token>", "Basic <creds>".
-CREDENTIALS = re.compile(r"\b(Bearer|Basic)\s+[^\s\"',;]+", re.IGNORECASE)
+CREDENTIALS = re.compile(r"\b(Bearer|Basic)\s+[^\s\"'\\,;]+", re.IGNORECASE)
 REDACTED = "***"
 # Secrets shorter than this are not searched for: "***" in place of every "a" helps nobody.
 MIN_SECRET = 4
+PLAIN = (str, int, float, bool, type(None))
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 # The attributes every LogRecord has; anything else was passed as `extra=` and is logged.
@@ -84,13 +85,14 @@ class JsonFormatter(logging.Formatter):
             line["request_id"] = rid
         for key, value in vars(record).items():
             if key not in STANDARD:
-                line[key] = value
+                line[key] = value if isinstance(value, PLAIN) else str(value)
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         if record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
-        text = orjson.dumps(line, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-        return self._redact(text)
+        # Redacted value by value, before encoding: a cut inside an escaped quote breaks JSON.
+        redacted = {k: self._redact(v) if isinstance(v, str) else v for k, v in line.items()}
+        return orjson.dumps(redacted).decode()
 
 
 class TextFormatter(logging.Formatter):
