@@ -244,7 +244,7 @@ class Fulfillment:
 
     def cart(self, body: JSON) -> list[Line] | Response:
         items: list[JSON] = body["items"]
-        for check in (duplicate_line_nums, duplicate_items, self.not_found):
+        for check in (duplicate_line_nums, self.duplicate_items, self.not_found):
             answer = check(items)
             if answer is not None:
                 return answer
@@ -254,6 +254,26 @@ class Fulfillment:
             if answer is not None:
                 return answer
         return lines
+
+    def duplicate_items(self, items: list[JSON]) -> Response | None:
+        """One product on two lines, whether named by the same code or by its UPC and RRC."""
+        keys = [self.product_key(entry["item"]) for entry in items]
+        counts = Counter(keys)
+        duplicated = [
+            {"item_upc": entry["item"].get("upc"), "item_rrc": entry["item"].get("rrc"),
+             "line_num": str(entry["line_num"])}
+            for entry, key in zip(items, keys, strict=True) if counts[key] > 1
+        ]
+        if not duplicated:
+            return None
+        # doc 002: "Duplicate items provided for this order." 2007 {"duplicate_items": [...]}
+        return errors_response([{
+            "error": {"message": "Duplicate items provided for this order.", "error_code": 2007},
+            "meta": {"duplicate_items": duplicated}}])
+
+    def product_key(self, item: JSON) -> tuple[str, str]:
+        product = self.seed.find(item)
+        return ("upc", product.upc) if product is not None else code_of(item)
 
     def not_found(self, items: list[JSON]) -> Response | None:
         missing = [code_of(e["item"]) for e in items if self.seed.find(e["item"]) is None]
@@ -338,21 +358,6 @@ def duplicate_line_nums(items: list[JSON]) -> Response | None:
         "error": {"message": f"Duplicate line_num values not allowed: {', '.join(duplicated)}",
                   "error_code": 2006},
         "meta": {"duplicate_line_nums": duplicated}}])
-
-
-def duplicate_items(items: list[JSON]) -> Response | None:
-    counts = Counter(code_of(entry["item"]) for entry in items)
-    duplicated = [
-        {"item_upc": entry["item"].get("upc"), "item_rrc": entry["item"].get("rrc"),
-         "line_num": str(entry["line_num"])}
-        for entry in items if counts[code_of(entry["item"])] > 1
-    ]
-    if not duplicated:
-        return None
-    # doc 002: "Duplicate items provided for this order." 2007 {"duplicate_items": [...]}
-    return errors_response([{
-        "error": {"message": "Duplicate items provided for this order.", "error_code": 2007},
-        "meta": {"duplicate_items": duplicated}}])
 
 
 def wrong_quantity(lines: list[Line], items: list[JSON], body: JSON) -> Response | None:

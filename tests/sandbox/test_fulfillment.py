@@ -1,0 +1,275 @@
+"""Delivery orders: document 002's error rows, document 003's answers, document 004's
+lifecycle checked against its JSON Schema on the sandbox clock."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema  # type: ignore[import-untyped]
+import pytest
+
+from gateway.sandbox import Sandbox
+
+SCHEMA = json.loads((Path(__file__).parent / "instacart-order-schema.json").read_text())
+CREATE = "/v2/fulfillment/users/{user}/orders/delivery"
+GET = "/v2/fulfillment/users/{user}/orders/{order}"
+LIFECYCLE = ["brand_new", "acknowledged", "picking", "staging", "delivering", "delivered"]
+
+
+def order(**changes: Any) -> dict[str, Any]:
+    """A valid create-order body for the seed (doc 002's request example, filled in)."""
+    body: dict[str, Any] = {
+        "order_id": "order-1",
+        "service_option_hold_id": 101,
+        "initial_tip_cents": 500,
+        "location_code": "000-31921",
+        "locale": "en-US",
+        "special_instructions": "Ring twice",
+        "address": {"address_line_1": "123 Main St", "postal_code": "94105",
+                    "city": "San Francisco"},
+        "items": [
+            {"line_num": "1", "count": 2, "item": {"upc": "123456789026"}},
+            {"line_num": "2", "weight": 1.5, "item": {"rrc": "0100-00001"}},
+        ],
+    }
+    body.update(changes)
+    return body
+
+
+def with_item(index: int, **changes: Any) -> dict[str, Any]:
+    body = order()
+    body["items"] = copy.deepcopy(body["items"])
+    body["items"][index].update(changes)
+    return body
+
+
+def err(message: str, code: int | None = 1001, **meta: Any) -> dict[str, Any]:
+    error: dict[str, Any] = {"error": {"message": message, "error_code": code}}
+    if meta:
+        error["meta"] = meta
+    return error
+
+
+async def create(client: httpx.AsyncClient, body: Any, user: str = "user-1") -> httpx.Response:
+    return await client.post(CREATE.format(user=user), json=body)
+
+
+async def test_create_answers_like_the_document(client: httpx.AsyncClient) -> None:
+    answer = await create(client, order())
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["id"] == "order-1"
+    assert body["status"] == "brand_new"
+    assert body["locale"] == "en_US"
+    assert body["fulfillment_details"]["store_location"] == "000-31921"
+    assert body["fulfillment_details"]["window_starts_at"].endswith("Z")
+    count, weight = body["items"]
+    assert (count["line_num"], count["qty"], count["qty_unit"]) == ("1", 2, "each")
+    assert (weight["qty"], weight["qty_unit"]) == (1.5, "lb")
+    assert count["item"]["requested_upc"] == "123456789026"
+    assert count["replacement_policy"] == "shoppers_choice"  # doc 002's default
+
+
+# doc 002, "4XX Errors": each row the sandbox implements, its message, code and meta verbatim.
+ROWS: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
+    ("Invalid user id", order(), "nobody", err("User Not Found", key="user_id")),
+    ("User with invalid phone number", order(user={"phone_number": "call me"}), "user-1",
+     err("Required parameter missing or invalid", key="user_phone")),
+    ("User and order without phone number", order(), "user-no-phone",
+     err("can't be blank", key="user.phone_number")),
+    ("Invalid Quantity, expected count",
+     with_item(0, count=None, weight=2.0, item={"upc": "0001234567892"}), "user-1",
+     err("One of these items had an invalid quantity amount, 0001234567892 expected count",
+         2012, item_code="0001234567892", expected_param="count",
+         error_name="WrongQuantityParameterError")),
+    ("Invalid Quantity, expected weight", with_item(1, weight=None, count=3), "user-1",
+     err("One of these items had an invalid quantity amount, 0100-00001 expected weight",
+         2012, upc="0100-00001", item_code="0100-00001", expected_param="weight")),
+    ("Expired ETA option hold", order(service_option_hold_id=199), "user-1",
+     err("ETA option hold has expired.", key="service_option_hold_id")),
+    ("Invalid replacement_policy", with_item(0, replacement_policy="any"), "user-1",
+     err("is not included in the list", key="items[0].replacement_policy")),
+    ("Invalid quantity (negative count)", with_item(0, count=-1), "user-1",
+     err("must be greater than or equal to 0", key="items[0].count")),
+    ("Invalid quantity (negative weight)", with_item(1, weight=-0.5), "user-1",
+     err("must be greater than or equal to 0", key="items[1].weight")),
+    ("Invalid postal code", order(address={"address_line_1": "1 A St", "postal_code": "00000"}),
+     "user-1", err("not found", key="postal_code")),
+    ("Unsupported postal code",
+     order(address={"address_line_1": "1 A St", "postal_code": "99501"}), "user-1",
+     err("not supported", key="postal_code")),
+    ("Invalid service option hold", order(service_option_hold_id=4242), "user-1",
+     err("Hold not found", key="service_option_hold_id")),
+    ("Tip over maximum", order(initial_tip_cents=30001), "user-1",
+     err("Tip value is above maximum: $300.00.", key="initial_tip_cents")),
+    ("Invalid location code", order(location_code="000-00000"), "user-1",
+     err("Could not find specified store.", key="location_code")),
+    ("Invalid address", order(address={"postal_code": "94105"}), "user-1",
+     err("invalid_address", key="address")),
+    ("Invalid items",
+     order(items=[{"line_num": "1", "count": 1, "item": {"upc": "111111111111"}},
+                  {"line_num": "2", "count": 1, "item": {"upc": "222222222222"}}]), "user-1",
+     err("2 items not found.", 2000, upcs=["111111111111", "222222222222"],
+         items=[{"item_upc": "111111111111"}, {"item_upc": "222222222222"}])),
+    ("Duplicate items were provided",
+     order(items=[{"line_num": "0", "count": 1, "item": {"upc": "123456789026"}},
+                  {"line_num": "1", "count": 1, "item": {"upc": "123456789026"}}]), "user-1",
+     err("Duplicate items provided for this order.", 2007, duplicate_items=[
+         {"item_upc": "123456789026", "item_rrc": None, "line_num": "0"},
+         {"item_upc": "123456789026", "item_rrc": None, "line_num": "1"}])),
+    ("Duplicate line nums", with_item(1, line_num="1"), "user-1",
+     err("Duplicate line_num values not allowed: 1", 2006, duplicate_line_nums=["1"])),
+    ("Too many items", with_item(0, count=115), "user-1",
+     err("The number of items in your cart exceeds our maximum limit for a single delivery. "
+         "Please remove 15 items from your cart to continue.", 2024)),
+    ("Too much weight", with_item(1, weight=120), "user-1",
+     err("The total weight of items in your cart exceeds our maximum limit for a single "
+         "delivery. Please remove 20 lb from your cart to continue.", 2027)),
+    ("User birthday missing or invalid for alcohol order",
+     with_item(0, item={"upc": "928473737373"}), "user-1",
+     err("Required parameter missing or invalid", key="user_birthday",
+         items=[{"item_upc": "928473737373"}])),
+    ("Fails alcohol compliance check",
+     {**with_item(0, item={"upc": "928473737373"}), "user": {"birthday": "2015-01-01"}},
+     "user-1", err("Alcoholic items can not be added to this order. Please remove and retry.",
+                   2001)),
+]
+
+
+@pytest.mark.parametrize(("cause", "body", "user", "expected"), ROWS, ids=[r[0] for r in ROWS])
+async def test_documented_create_errors(client: httpx.AsyncClient, sandbox: Sandbox, cause: str,
+                                        body: dict[str, Any], user: str,
+                                        expected: dict[str, Any]) -> None:
+    answer = await create(client, body, user)
+    assert answer.status_code == 400, cause
+    assert answer.json() == {"errors": [expected]}
+    assert sandbox.orders.orders == {}
+    assert sandbox.store.stats["delivery"].rejected == 1
+
+
+async def test_field_rows_are_answered_together(client: httpx.AsyncClient) -> None:
+    body = order(initial_tip_cents=99999, location_code="nowhere", service_option_hold_id=199)
+    keys = [e["meta"]["key"] for e in (await create(client, body)).json()["errors"]]
+    assert keys == ["initial_tip_cents", "location_code", "service_option_hold_id"]
+
+
+@pytest.mark.parametrize("body", [
+    [], "order", order(order_id=""), order(order_id=None), order(service_option_hold_id="101"),
+    order(initial_tip_cents=5.5), order(items=[]), order(items=[{"line_num": "1"}]),
+    order(address="123 Main St"), with_item(0, count="2"), with_item(0, count=True),
+])
+async def test_invalid_order_params_are_9999(client: httpx.AsyncClient, body: Any) -> None:
+    # doc 002: "Invalid order params*" -> "There were issues with your request" 9999
+    answer = await create(client, body)
+    assert answer.status_code == 400
+    assert answer.json() == {"errors": [err("There were issues with your request", 9999)]}
+
+
+async def test_order_id_already_in_use(client: httpx.AsyncClient) -> None:
+    assert (await create(client, order())).status_code == 200
+    again = await create(client, order(), "user-2")
+    assert again.status_code == 400
+    assert again.json() == {"errors": [err("Order already in use.", 1003)]}  # doc 002
+
+
+async def test_inactive_user_is_403(client: httpx.AsyncClient) -> None:
+    for answer in (await create(client, order(), "user-inactive"),
+                   await client.get(GET.format(user="user-inactive", order="order-1"))):
+        assert answer.status_code == 403
+        # doc 002/003: "Inactive user" -> "User Not Active", error code null
+        assert answer.json() == {"error": {"message": "User Not Active", "error_code": None}}
+
+
+async def test_a_user_without_phone_can_order_with_one(client: httpx.AsyncClient) -> None:
+    answer = await create(client, order(user={"phone_number": "+1 415 555 0100"}),
+                          "user-no-phone")
+    assert answer.status_code == 200
+
+
+async def test_get_order(client: httpx.AsyncClient) -> None:
+    await create(client, order())
+    answer = await client.get(GET.format(user="user-1", order="order-1"))
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["id"], body["status"]) == ("order-1", "brand_new")
+    assert body["pos_payment_method"] == "UNSPECIFIED"  # doc 003's examples
+
+
+@pytest.mark.parametrize(("user", "order_id", "status", "expected"), [
+    ("nobody", "order-1", 400, {"errors": [err("User Not Found", key="user_id")]}),
+    ("user-1", "missing", 404, err("Resource not found", 4000)),
+    ("user-2", "order-1", 404, err("Resource not found", 4000)),  # someone else's order
+])
+async def test_documented_get_errors(client: httpx.AsyncClient, user: str, order_id: str,
+                                     status: int, expected: dict[str, Any]) -> None:
+    await create(client, order())
+    answer = await client.get(GET.format(user=user, order=order_id))
+    assert answer.status_code == status
+    assert answer.json() == expected
+
+
+async def test_lifecycle_on_the_sandbox_clock_matches_the_schema(
+        client: httpx.AsyncClient) -> None:
+    body = order(items=[*order()["items"],
+                        {"line_num": "3", "count": 1, "item": {"upc": "123456789083"}}])
+    assert (await create(client, body)).status_code == 200
+    seen: list[str] = []
+    for _ in range(12):
+        view = (await client.get("/_sandbox/orders/order-1")).json()
+        jsonschema.validate(view, SCHEMA, format_checker=jsonschema.FormatChecker())
+        if not seen or seen[-1] != view["status"]:
+            seen.append(view["status"])
+        await client.post("/_sandbox/clock", json={"advance_s": 300})
+    assert seen == LIFECYCLE  # doc 004: brand_new ... delivered, in order
+    assert view["items"][2]["status"] == "replaced"
+    assert "shopper" in view
+
+
+async def test_delivered_order_reports_what_was_delivered(client: httpx.AsyncClient) -> None:
+    body = order(items=[
+        {"line_num": "1", "count": 1, "item": {"upc": "123456789083"},
+         "replacement_items": [{"upc": "987665788999"}]},
+        {"line_num": "2", "count": 1, "item": {"upc": "123456789083"},
+         "replacement_policy": "no_replacements"},
+    ])
+    body["items"][1]["item"] = {"rrc": "0382-85741"}  # the same product, by its RRC
+    twice = (await create(client, body)).json()["errors"][0]
+    assert twice["error"]["error_code"] == 2007  # doc 002: duplicate items
+    assert twice["meta"]["duplicate_items"][1] == {
+        "item_upc": None, "item_rrc": "0382-85741", "line_num": "2"}
+    body["items"][1] = {"line_num": "2", "count": 2, "item": {"upc": "123456789026"}}
+    assert (await create(client, body)).status_code == 200
+    await client.post("/_sandbox/clock", json={"advance_s": 3600})
+    delivered = (await client.get(GET.format(user="user-1", order="order-1"))).json()
+    assert delivered["status"] == "delivered"
+    assert "delivered_at" in delivered["fulfillment_details"]
+    assert delivered["fulfillment_details"]["bag_count"] >= 1
+    replaced = delivered["items"][0]
+    assert replaced["replaced"] is True
+    assert replaced["replacement_policy"] == "users_choice"  # default with replacement_items
+    assert replaced["item"]["requested_upc"] == "123456789083"
+    assert replaced["item"]["delivered_upc"] == replaced["item"]["upc"] == "987665788999"
+    assert delivered["items"][1]["qty_fulfilled"] == 2
+
+
+async def test_accepted_orders_are_recorded(client: httpx.AsyncClient) -> None:
+    await create(client, order())
+    received = (await client.get("/_sandbox/received?kind=delivery")).json()
+    assert received["items"][0]["body"]["order_id"] == "order-1"
+
+
+async def test_no_replacements_leaves_an_item_out(client: httpx.AsyncClient) -> None:
+    body = order(items=[{"line_num": "1", "count": 1, "item": {"upc": "123456789083"},
+                         "replacement_policy": "no_replacements"}])
+    assert (await create(client, body)).status_code == 200
+    await client.post("/_sandbox/clock", json={"advance_s": 3600})
+    item = (await client.get(GET.format(user="user-1", order="order-1"))).json()["items"][0]
+    assert (item["replaced"], item["qty_fulfilled"]) == (False, 0)
+    assert item["item"]["delivered_upc"] == ""
+    view = (await client.get("/_sandbox/orders/order-1")).json()
+    jsonschema.validate(view, SCHEMA)
+    assert view["items"][0]["status"] == "not_found"
