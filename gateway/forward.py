@@ -13,10 +13,14 @@ import asyncio
 import logging
 import random
 import time
+from datetime import UTC, datetime
+
+import orjson
 
 from gateway.connect import Answer, Connect
 from gateway.metrics import Metrics
-from gateway.spool import Claimed, Spool
+from gateway.orders import MAX_AGE, parse_time
+from gateway.spool import Claimed, Record, Spool
 
 log = logging.getLogger("gateway.forward")
 
@@ -37,6 +41,23 @@ def backoff(attempts: int, retry_after: float | None) -> float:
     """
     delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(attempts, 30)))
     return max(delay, retry_after or 0.0)
+
+
+def too_old(record: Record, now: datetime) -> str | None:
+    """Why Instacart would not count this record any more, or None.
+
+    order-log doc: orders must be sent within three days of creation. An order that
+    waited out an outage past that goes to the dead letters instead of upstream.
+    """
+    if record.kind != "order_log":
+        return None
+    try:
+        created = parse_time(orjson.loads(record.body)["properties"]["created_at_utc"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    if created is None or now - created <= MAX_AGE:
+        return None
+    return f"not sent: created_at_utc {created.isoformat()} is more than 3 days ago"
 
 
 class Forwarder:
@@ -90,16 +111,23 @@ class Forwarder:
         self._slot_free.set()
 
     async def _forward(self, claimed: Claimed) -> None:
+        try:
+            await self._deliver(claimed)
+        except Exception:
+            # The record stays leased in the spool and is claimed again when its lease ends.
+            log.exception("could not settle record %s", claimed.id)
+
+    async def _deliver(self, claimed: Claimed) -> None:
         kind = claimed.record.kind
+        reason = too_old(claimed.record, datetime.now(UTC))
+        if reason is not None:
+            await self._dead(claimed, Answer(0, reason))
+            return
         started = time.perf_counter()
         answer = await self._connect.send(claimed.record)
         self._metrics.forward_latency.labels(kind).observe(time.perf_counter() - started)
         self._metrics.upstream.labels(kind, str(answer.status)).inc()
-        try:
-            await self._settle(claimed, answer)
-        except Exception:
-            # The record stays leased in the spool and is claimed again when its lease ends.
-            log.exception("could not settle record %s after upstream %s", claimed.id, answer.status)
+        await self._settle(claimed, answer)
 
     async def _settle(self, claimed: Claimed, answer: Answer) -> None:
         kind = claimed.record.kind
@@ -109,7 +137,10 @@ class Forwarder:
             self._metrics.retries.labels(kind).inc()
             await self._spool.retry(claimed, backoff(claimed.attempts, answer.retry_after))
         else:
-            self._metrics.dead_letters.labels(kind).inc()
-            log.warning("dead letter %s: upstream %s %s", claimed.record.key, answer.status,
-                        answer.body[:500])
-            await self._spool.dead(claimed, answer.status, answer.body)
+            await self._dead(claimed, answer)
+
+    async def _dead(self, claimed: Claimed, answer: Answer) -> None:
+        self._metrics.dead_letters.labels(claimed.record.kind).inc()
+        log.warning("dead letter %s: upstream %s %s", claimed.record.key, answer.status,
+                    answer.body[:500])
+        await self._spool.dead(claimed, answer.status, answer.body)

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -17,7 +18,8 @@ import pytest
 from factories import event, event_id
 
 from gateway.connect import Answer
-from gateway.forward import backoff, is_retryable
+from gateway.forward import backoff, is_retryable, too_old
+from gateway.spool import Record
 
 BEACON = {"Content-Type": "text/plain", "User-Agent": "Mozilla/5.0 (shopper)"}
 TRACK = "/v2/ian/track"
@@ -152,3 +154,16 @@ def test_backoff_is_full_jitter_under_a_growing_cap_and_honours_retry_after() ->
     assert all(0 <= d <= 4.0 for d in delays) and max(delays) > 2.0
     assert backoff(0, 7.0) >= 7.0
     assert backoff(100, None) <= 300.0
+
+
+def test_orders_past_three_days_are_not_sent() -> None:
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+    def order(created: str) -> Record:
+        body = {"event": "order.created", "properties": {"created_at_utc": created}}
+        return Record("order_log", "order:1", orjson.dumps(body), "")
+
+    assert too_old(order("2026-11-19T12:30:00+00:00"), now) is None
+    reason = too_old(order("2026-11-19T11:00:00+00:00"), now)
+    assert reason is not None and "more than 3 days ago" in reason
+    assert too_old(Record("track", "k", b"{}", ""), now) is None
