@@ -198,14 +198,14 @@ class Status:
         self._clock = clock
         self._wall = wall
         self.history = History(size=max(1, round(window / interval)))
-        self._last: Totals | None = None
+        # The baseline: the first sample counts what happened since the gateway was built.
+        self._last = Totals.read(metrics, clock())
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._page = PAGE.replace(b"__INTERVAL_MS__", str(int(interval * 1000)).encode())
         self._page_headers = page_headers(self._page)
 
     def start(self) -> None:
-        self._last = Totals.read(self._metrics, self._clock())
         self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name="status-sampler")
 
@@ -228,8 +228,7 @@ class Status:
     async def sample(self) -> Sample:
         """Read the counters now and record what changed since the last reading."""
         now = Totals.read(self._metrics, self._clock())
-        before = self._last if self._last is not None else now
-        sample = Sample.between(before, now, self._wall(), await self._spool_state())
+        sample = Sample.between(self._last, now, self._wall(), await self._spool_state())
         self._last = now
         self.history.add(sample)
         return sample
@@ -321,7 +320,7 @@ h1 { font-size: 18px; margin: 0; }
 #meta { color: var(--muted); }
 #meta.down { color: #cf222e; font-weight: 600; }
 main { padding: 16px 24px 32px; max-width: 1400px; margin: 0 auto; }
-#tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 10px;
+#tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(130px, 1fr)); gap: 10px;
          margin-bottom: 16px; }
 .tile { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; }
 .tile .label { color: var(--muted); font-size: 12px; text-transform: uppercase;
@@ -395,12 +394,17 @@ td.count { text-align: right; font-variant-numeric: tabular-nums; width: 70px; }
     return node;
   }
   function svg(name, attrs, parent) { return el(name, attrs, parent, true); }
-  function last(values) { return values.length ? values[values.length - 1] : null; }
+  function last(values) {
+    for (var i = values.length - 1; i >= 0; i--) {
+      if (values[i] !== null && values[i] !== undefined) { return values[i]; }
+    }
+    return null;
+  }
   function fmt(v) {
     if (v === null || v === undefined) { return "\xe2\x80\x93"; }
     if (Math.abs(v) >= 1000) { return Math.round(v).toLocaleString("en-US"); }
     if (Math.abs(v) >= 10 || v === Math.round(v)) { return String(Math.round(v)); }
-    return v.toFixed(Math.abs(v) >= 1 ? 1 : 2);
+    return String(parseFloat(v.toFixed(Math.abs(v) >= 1 ? 1 : 2)));
   }
   function ms(v) { return v === null || v === undefined ? "\xe2\x80\x93" : fmt(v) + " ms"; }
   function seconds(v) { return v === null || v === undefined ? "\xe2\x80\x93" : fmt(v) + " s"; }
@@ -454,17 +458,23 @@ td.count { text-align: right; font-variant-numeric: tabular-nums; width: 70px; }
       svg("text", { x: x(tick[0]), y: H - 6, "text-anchor": tick[2] }, root).textContent = tick[1];
     });
     series.forEach(function (s) {
-      var d = "", pen = "M", lastPoint = null;
-      s[1].forEach(function (v, i) {
-        if (v === null || v === undefined) { pen = "M"; return; }
+      var d = "", pen = "M", dots = [], values = s[1];
+      function gap(i) { return values[i] === null || values[i] === undefined; }
+      values.forEach(function (v, i) {
+        if (gap(i)) { pen = "M"; return; }
         d += pen + x(t[i]).toFixed(1) + " " + y(v).toFixed(1) + " "; pen = "L";
-        lastPoint = [x(t[i]), y(v)];
+        // a lone point (no neighbour to draw a line to) and the newest one get a dot
+        if (i === values.length - 1 || ((i === 0 || gap(i - 1)) && gap(i + 1))) {
+          dots.push([x(t[i]), y(v)]);
+        }
       });
       if (d) {
         svg("path", { d: d.trim(), fill: "none", stroke: s[2], "stroke-width": 2,
                       "stroke-linejoin": "round", "class": "series", "data-series": s[0] }, root);
-        svg("circle", { cx: lastPoint[0], cy: lastPoint[1], r: 3, fill: s[2] }, root);
       }
+      dots.forEach(function (dot) {
+        svg("circle", { cx: dot[0], cy: dot[1], r: 3, fill: s[2] }, root);
+      });
       var item = el("span", {}, legend);
       item.appendChild(swatch(s[2]));
       item.appendChild(document.createTextNode(s[0] + " "));
