@@ -11,6 +11,8 @@ from the start. Progress goes to stderr, the summary to stdout.
 from __future__ import annotations
 
 import argparse
+import logging
+import math
 import os
 import sys
 import time
@@ -104,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.file.is_file():
         print(f"ian-gateway: {args.file}: no such file", file=sys.stderr)
         return 2
+    # httpx logs every request at INFO: a line per batch would drown the progress bar
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     started = time.monotonic()
     summary = Summary()
     progress = Progress(args.file.stat().st_size, sys.stderr)
@@ -112,12 +116,12 @@ def run(args: argparse.Namespace) -> int:
         try:
             import_file(source, args.batch, sender, summary, progress)
         except Fatal as fatal:
-            progress.finish()
+            progress.finish(summary, complete=False)
             print_summary(summary, args.file, time.monotonic() - started)
             print(f"ian-gateway: import stopped: {fatal}; re-running it is safe "
                   "(orders already taken come back as duplicates)", file=sys.stderr)
             return 2
-    progress.finish()
+    progress.finish(summary)
     print_summary(summary, args.file, time.monotonic() - started)
     return 1 if summary.rejected else 0
 
@@ -263,24 +267,31 @@ class Progress:
         self._total = max(total, 1)
         self._stream = stream
         self._tty = stream.isatty()
-        self._shown = -1  # last tenth printed (not a terminal) / last redraw (terminal)
-        self._last = 0.0
+        self._tenth = -1  # the last tenth printed, when not a terminal
+        self._drawn = -math.inf  # when the bar was last redrawn, on a terminal
+        self._text = ""  # what was last written
+        self._fraction = 0.0  # how far the last update got
 
     def update(self, done: int, summary: Summary) -> None:
-        fraction = min(done / self._total, 1.0)
+        fraction = self._fraction = min(done / self._total, 1.0)
         if self._tty:
             now = time.monotonic()
-            if now - self._last < 0.1 and fraction < 1.0:
-                return
-            self._last = now
-            self._stream.write("\r" + self.render(fraction, summary))
-        else:
-            tenth = int(fraction * 10)
-            if tenth == self._shown:
-                return
-            self._shown = tenth
-            self._stream.write(self.render(fraction, summary) + "\n")
-        self._stream.flush()
+            if now - self._drawn >= 0.1:  # ten redraws a second are plenty
+                self._drawn = now
+                self._write(self.render(fraction, summary))
+            return
+        if int(fraction * 10) != self._tenth:
+            self._tenth = int(fraction * 10)
+            self._write(self.render(fraction, summary))
+
+    def finish(self, summary: Summary, complete: bool = True) -> None:
+        """The final state, once; on a terminal, the cursor moves past the bar."""
+        text = self.render(1.0 if complete else self._fraction, summary)
+        if text != self._text:
+            self._write(text)
+        if self._tty:
+            self._stream.write("\n")
+            self._stream.flush()
 
     def render(self, fraction: float, summary: Summary) -> str:
         filled = int(fraction * self.WIDTH)
@@ -289,10 +300,13 @@ class Progress:
                 f"{summary.accepted} accepted, {summary.duplicates} duplicates, "
                 f"{len(summary.rejected)} rejected")
 
-    def finish(self) -> None:
-        if self._tty:
-            self._stream.write("\n")
-            self._stream.flush()
+    def _write(self, text: str) -> None:
+        if self._tty:  # overwrite the previous bar, blanking what a longer one left
+            self._stream.write("\r" + text.ljust(len(self._text)))
+        else:
+            self._stream.write(text + "\n")
+        self._stream.flush()
+        self._text = text
 
 
 def print_summary(summary: Summary, path: Path, seconds: float) -> None:

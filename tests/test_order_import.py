@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import os
 import subprocess
 import sys
@@ -30,6 +31,8 @@ from gateway.dedupe import Dedupe
 from gateway.order_import import (
     Fatal,
     Line,
+    Progress,
+    Rejection,
     Sender,
     Summary,
     add_arguments,
@@ -419,3 +422,35 @@ def test_backfill_waits_out_a_full_spool(spawn: Callable[..., Any], http: httpx.
     assert "sent: 200 accepted, 0 duplicates, 0 rejected" in out
     stats = wait_for_orders(http, sandbox_url, 200, timeout=60)
     assert stats["accepted"] == 200 and stats["distinct_ids"] == 200
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_redraws_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter(float(t) for t in range(100))
+    monkeypatch.setattr("gateway.order_import.time.monotonic", lambda: next(clock))
+    stream = Terminal()
+    progress, summary = Progress(1000, stream), Summary(read=10, accepted=10)
+    progress.update(500, summary)
+    progress.update(1000, summary)
+    summary.rejected.append(Rejection(3, ["x"]))
+    progress.finish(summary)
+    text = stream.getvalue()
+    assert "\n" not in text[:-1] and text.endswith("\n")
+    assert text.count("\r") == 3
+    assert text.rstrip().endswith("100%  10 orders: 10 accepted, 0 duplicates, 1 rejected")
+
+
+def test_progress_elsewhere_prints_a_line_per_tenth() -> None:
+    stream = io.StringIO()
+    progress, summary = Progress(1000, stream), Summary()
+    for done in range(0, 1001, 50):
+        progress.update(done, summary)
+    progress.finish(summary)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 11  # 0%, 10%, ... 100%; finish adds nothing new
+    assert lines[-1].startswith("[##############################] 100%")
+    assert "\r" not in stream.getvalue()
