@@ -8,12 +8,10 @@ order so requests in flight finish and the spool is flushed.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from importlib import resources
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,6 +29,7 @@ from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.order_intake import OrderIntake
 from gateway.ratelimit import RateLimit
 from gateway.settings import ConfigError, Settings
+from gateway.snippet import Snippet
 from gateway.spool import Spool, open_spool
 from gateway.status import Status
 from gateway.types import Scope
@@ -50,31 +49,6 @@ class Parts:
     spool: Spool
     connect: Connect | None
     forwarder: Forwarder | None
-
-
-class Snippet:
-    """`GET /ian.js`: the built snippet, with an ETag and long cache headers."""
-
-    def __init__(self) -> None:
-        source = resources.files("gateway").joinpath("static/ian.js")
-        self.body = source.read_bytes() if source.is_file() else b""
-        self.etag = '"' + hashlib.sha256(self.body).hexdigest()[:32] + '"'
-        self.headers = {
-            "ETag": self.etag,
-            "Cache-Control": "public, max-age=86400, stale-while-revalidate=604800",
-            "X-Content-Type-Options": "nosniff",
-            "Cross-Origin-Resource-Policy": "cross-origin",
-        }
-
-    async def __call__(self, request: Request) -> Response:
-        if not self.body:
-            return JSONResponse({"errors": [{"error": {
-                "message": "the snippet is not built (npm --prefix js run build)",
-                "error_code": 9999}}]}, status_code=404)
-        if request.headers.get("if-none-match") == self.etag:
-            return Response(status_code=304, headers=self.headers)
-        return Response(self.body, media_type="text/javascript; charset=utf-8",
-                        headers=self.headers)
 
 
 def build_parts(settings: Settings) -> Parts:
@@ -115,7 +89,8 @@ class Gateway:
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
-            Route("/ian.js", self.snippet, methods=["GET", "HEAD"]),
+            Route("/ian.js", self.snippet.latest, methods=["GET", "HEAD"]),
+            Route("/ian.{version}.js", self.snippet.versioned, methods=["GET", "HEAD"]),
             Route("/status", self.status.page, methods=["GET"]),
             Route("/status.json", self.status.json, methods=["GET"]),
             Route("/v1/orders", OrderIntake(p.settings, p.dedupe, p.spool), methods=["POST"]),

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from gateway import __version__, deadletters, demo, order_import, sandbox
+from gateway import __version__, deadletters, demo, order_import, sandbox, snippet
 from gateway.settings import ConfigError, Settings, markdown_table
 
 
@@ -81,6 +81,8 @@ def commands() -> list[Command]:
          deadletters.add_arguments, deadletters.run),
         ("orders", "server-side order tools (orders import FILE.jsonl)",
          add_orders_arguments, run_orders),
+        ("snippet", "print the versioned <script> tag with its SRI hash",
+         snippet.add_arguments, snippet.run),
         ("config", "print the configuration read from the environment",
          add_config_arguments, run_config),
     ]
