@@ -81,7 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=DEFAULT_URL,
                         help=f"the gateway's base URL (default {DEFAULT_URL})")
     parser.add_argument("--key", default=None,
-                        help=f"an IAN_ORDERS_API_KEYS key (default ${KEY_ENV})")
+                        help=f"an IAN_ORDERS_API_KEYS key (default ${KEY_ENV}; prefer the "
+                             "environment: other users can read a flag in `ps`)")
     parser.add_argument("--batch", type=batch_size, default=MAX_BATCH,
                         help=f"orders per request, 1 to {MAX_BATCH} (default {MAX_BATCH})")
     parser.add_argument("--retries", type=int, default=30,
