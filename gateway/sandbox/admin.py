@@ -12,6 +12,7 @@ from gateway.errors import error, invalid
 from gateway.sandbox.clock import iso
 from gateway.sandbox.faults import FaultConfig, FaultError
 from gateway.sandbox.http import Request, Response, errors_response, json_body, json_response
+from gateway.sandbox.lifecycle import CANCELLATION_REASONS
 from gateway.sandbox.store import KINDS
 
 if TYPE_CHECKING:
@@ -88,6 +89,25 @@ class Admin:
         """Forget records, orders and clock; faults back to start-up; tokens stay valid."""
         self.sandbox.reset()
         return json_response(200, {"reset": True})
+
+    async def orders(self, request: Request) -> Response:
+        now = self.sandbox.clock.now()
+        return json_response(200, [o.schema_view(now) for o in self.sandbox.orders.orders.values()])
+
+    async def cancel(self, request: Request) -> Response:
+        """Cancel an order as Instacart or a shopper would; body `{"reason": ...}`."""
+        order = self.sandbox.orders.orders.get(request.params["order_id"])
+        if order is None:
+            return json_response(404, error("Resource not found", 4000))
+        body = json_body(request) if request.body else {"reason": "other"}
+        if isinstance(body, Response):
+            return body
+        reason = body.get("reason", "other")
+        if reason not in CANCELLATION_REASONS:
+            return bad(NOT_IN_LIST, "reason")
+        if not order.cancel(self.sandbox.clock.now(), reason):
+            return bad("cannot be canceled once delivered or canceled", "status")
+        return json_response(200, order.schema_view(self.sandbox.clock.now()))
 
     async def order(self, request: Request) -> Response:
         """An order in document 004's shape (the schema tests check), with its user."""

@@ -81,11 +81,14 @@ class Sandbox:
             "/_sandbox/clock": Route({"GET": admin.clock, "POST": admin.clock}, False, False),
             "/_sandbox/tokens/expire": Route({"POST": admin.expire_tokens}, False, False),
             "/_sandbox/reset": Route({"POST": admin.reset}, False, False),
+            "/_sandbox/orders": Route({"GET": admin.orders}, False, False),
         }
         users = r"/v2/fulfillment/users/(?P<user_id>[^/]+)/orders"
         patterns = [
             (re.compile(users + "/delivery"), Route({"POST": orders.create}, True, True)),
             (re.compile(users + "/(?P<order_id>[^/]+)"), Route({"GET": orders.get}, True, True)),
+            (re.compile(r"/_sandbox/orders/(?P<order_id>[^/]+)/cancel"),
+             Route({"POST": admin.cancel}, False, False)),
             (re.compile(r"/_sandbox/orders/(?P<order_id>[^/]+)"),
              Route({"GET": admin.order}, False, False)),
         ]
@@ -132,7 +135,7 @@ class Sandbox:
             request.body = await read_body(receive)
         except BodyTooLarge:
             return TOO_LARGE
-        if route.connect:
+        if route.connect and self.faults.config.active:
             fault = await self.faults.inject()
             if fault is not None:
                 return fault

@@ -57,18 +57,22 @@ class Request:
         return orjson.loads(self.body)
 
 
-@dataclass(frozen=True, slots=True)
+Headers = tuple[tuple[bytes, bytes], ...]
+
+
 class Response:
-    status: int
-    body: bytes
-    headers: tuple[tuple[bytes, bytes], ...] = JSON_HEADERS
+    """A status, a body and its headers, content-length included, computed once."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, body: bytes, headers: Headers = JSON_HEADERS) -> None:
+        self.status = status
+        self.body = body
+        self.headers = [*headers, (b"content-length", str(len(body)).encode())]
 
 
 # A handler returns DROP to close the connection without an answer.
 DROP = Response(0, b"")
-
-
-Headers = tuple[tuple[bytes, bytes], ...]
 
 
 def json_response(status: int, payload: Any, extra: Headers = ()) -> Response:
@@ -118,8 +122,8 @@ async def read_body(receive: Any) -> bytes:
 
 
 async def send_response(send: Any, response: Response) -> None:
-    headers = [*response.headers, (b"content-length", str(len(response.body)).encode())]
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.start", "status": response.status,
+                "headers": response.headers})
     await send({"type": "http.response.body", "body": response.body})
 
 

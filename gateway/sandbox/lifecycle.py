@@ -20,6 +20,9 @@ from gateway.types import JSON
 PICKED = frozenset({"staging", "delivering", "delivered"})  # items are in bags from staging on
 SHOPPER_ASSIGNED = frozenset({"picking", *PICKED})
 UNITS_PER_BAG = 6
+# doc 002, cancellation_reason: "One of the following".
+CANCELLATION_REASONS = frozenset({"customer_driven", "instacart_driven", "retailer_driven",
+                                  "shopper_driven", "unbatchable", "other"})
 
 
 @dataclass(slots=True)
@@ -62,8 +65,19 @@ class Order:
     instacartplus: bool = False
     special_instructions: str | None = None
     metadata: JSON = field(default_factory=dict)
+    canceled_at: datetime | None = None
+    cancellation_reason: str | None = None
+
+    def cancel(self, now: datetime, reason: str) -> bool:
+        """doc 004: canceled ends the lifecycle; a delivered order cannot be canceled."""
+        if self.status(now) in ("delivered", "canceled"):
+            return False
+        self.canceled_at, self.cancellation_reason = now, reason
+        return True
 
     def status(self, now: datetime) -> str:
+        if self.canceled_at is not None and now >= self.canceled_at:
+            return "canceled"
         elapsed = (now - self.created_at).total_seconds()
         current = self.seed.lifecycle[0][0]
         for status, after in self.seed.lifecycle:
@@ -100,6 +114,9 @@ class Order:
             "fulfillment_details": self.fulfillment_details(status),
             "items": [self.connect_item(line, status) for line in self.lines],
         }
+        if status == "canceled":
+            # doc 002: cancellation_reason is "Only present in canceled orders"
+            view["cancellation_reason"] = self.cancellation_reason
         return view
 
     def fulfillment_details(self, status: str) -> JSON:

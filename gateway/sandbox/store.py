@@ -78,27 +78,42 @@ class KindStats:
 
 
 class Store:
-    """Accepted records per kind, in arrival order, and their counts."""
+    """Accepted records in arrival order, and their counts.
+
+    Accepting only appends; the counts by id are folded in when someone asks for them,
+    so the hot path never pays for them.
+    """
 
     def __init__(self) -> None:
         self.records: list[Record] = []
-        self.stats: dict[str, KindStats] = {}
+        self._stats: dict[str, KindStats] = {}
+        self._counted = 0
         self.reset()
 
     def accept(self, kind: str, body: JSON, raw_headers: list[tuple[bytes, bytes]]) -> None:
         self.records.append(Record(len(self.records), kind, body, raw_headers, time.time()))
-        stats = self.stats[kind]
+
+    def reject(self, kind: str) -> None:
+        self._stats[kind].rejected += 1
+
+    @property
+    def stats(self) -> dict[str, KindStats]:
+        """The counts per kind, up to the last record accepted."""
+        for record in self.records[self._counted:]:
+            self.count(record)
+        self._counted = len(self.records)
+        return self._stats
+
+    def count(self, record: Record) -> None:
+        stats = self._stats[record.kind]
         stats.accepted += 1
-        record_id = ID_OF[kind](body)
+        record_id = ID_OF[record.kind](record.body)
         if record_id is None:
             return
         if record_id in stats.ids:
             stats.duplicates += 1
         else:
             stats.ids.add(record_id)
-
-    def reject(self, kind: str) -> None:
-        self.stats[kind].rejected += 1
 
     def received(self, kind: str | None, offset: int = 0, limit: int | None = None) -> list[JSON]:
         chosen = [r for r in self.records if kind is None or r.kind == kind][offset:]
@@ -111,4 +126,5 @@ class Store:
 
     def reset(self) -> None:
         self.records = []
-        self.stats = {kind: KindStats() for kind in KINDS}
+        self._stats = {kind: KindStats() for kind in KINDS}
+        self._counted = 0

@@ -273,3 +273,30 @@ async def test_no_replacements_leaves_an_item_out(client: httpx.AsyncClient) -> 
     view = (await client.get("/_sandbox/orders/order-1")).json()
     jsonschema.validate(view, SCHEMA)
     assert view["items"][0]["status"] == "not_found"
+
+
+async def test_an_order_can_be_canceled_before_delivery(client: httpx.AsyncClient) -> None:
+    await create(client, order())
+    await client.post("/_sandbox/clock", json={"advance_s": 600})
+    canceled = await client.post("/_sandbox/orders/order-1/cancel",
+                                 json={"reason": "shopper_driven"})
+    assert canceled.status_code == 200
+    jsonschema.validate(canceled.json(), SCHEMA)
+    assert canceled.json()["status"] == "canceled"
+    answer = (await client.get(GET.format(user="user-1", order="order-1"))).json()
+    # doc 002: cancellation_reason "Only present in canceled orders"
+    assert (answer["status"], answer["cancellation_reason"]) == ("canceled", "shopper_driven")
+    await client.post("/_sandbox/clock", json={"advance_s": 3600})
+    assert (await client.get("/_sandbox/orders")).json()[0]["status"] == "canceled"
+
+
+async def test_cancel_rejects_unknown_reasons_and_delivered_orders(
+        client: httpx.AsyncClient) -> None:
+    await create(client, order())
+    wrong = await client.post("/_sandbox/orders/order-1/cancel", json={"reason": "bored"})
+    assert wrong.json()["errors"][0]["meta"] == {"key": "reason"}
+    await client.post("/_sandbox/clock", json={"advance_s": 3600})
+    late = await client.post("/_sandbox/orders/order-1/cancel")
+    assert late.status_code == 400
+    missing = await client.post("/_sandbox/orders/nope/cancel")
+    assert missing.status_code == 404
