@@ -1,0 +1,51 @@
+"""`ian-gateway demo` end to end: the storefront, its snippet from /ian.js, every ad type."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from playwright.sync_api import Page
+
+from .conftest import Demo, data_of, wait_for_ids
+
+pytestmark = pytest.mark.browser
+
+
+def test_the_snippet_is_served_by_the_gateway(demo: Demo) -> None:
+    answer = httpx.get(f"{demo.url}/ian.js", timeout=10)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/javascript")
+    assert answer.headers["etag"]
+    assert answer.text.startswith("(()=>{")
+
+
+def test_storefront_sends_every_ad_type_through_the_gateway(page: Page, demo: Demo) -> None:
+    page.goto(demo.url + "/")
+    page.wait_for_function("window.ian !== undefined && document.querySelectorAll('.card').length")
+    page.evaluate("window.sent = []; document.addEventListener('ian:sent', "
+                  "e => window.sent.push(...JSON.parse(e.detail).events))")
+    page.wait_for_timeout(1300)  # the banner and the first row in view for a second
+    page.click("#grid .card:nth-child(1) .name")
+    page.click("#grid .card:nth-child(2) button")
+    page.locator("video").scroll_into_view_if_needed()
+    page.wait_for_timeout(2600)  # the video plays (demo.js starts it) for 2 seconds
+    page.click("text=Lime soda")
+    page.evaluate("ian.flush()")
+    ids = page.evaluate("window.sent.map(e => Object.values(e.data)[0].event_id)")
+    events = wait_for_ids(demo, ids)
+    seen = {(e["event"], next(iter(e["data"]))) for e in events}
+    for pair in [
+        ("ian.display.viewport_viewable_begin_to_render_creative", "display_banner_data"),
+        ("ian.display.viewport_viewable_creative", "display_banner_data"),
+        ("ian.sponsored_product.viewable_in_viewport", "sponsored_product_data"),
+        ("ian.sponsored_product.clicked", "sponsored_product_data"),
+        ("ian.sponsored_product.added_to_cart", "sponsored_product_data"),
+        ("ian.display.viewport_1px_video", "shoppable_video_data"),
+        ("ian.display.viewport_video_viewable", "shoppable_video_data"),
+        ("ian.display.click_creative_item", "shoppable_video_item_data"),
+    ]:
+        assert pair in seen, pair
+    assert all(data_of(e)["record_version"] == "999" for e in events)
+    # the panel shows what the sandbox accepted
+    page.wait_for_function("document.querySelectorAll('#received li').length > 0")
+    assert demo.stats()["track"]["rejected"] == 0

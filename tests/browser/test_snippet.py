@@ -1,0 +1,247 @@
+"""The snippet in real Chromium, through the real gateway to the sandbox.
+
+Ads are fixed-size boxes on the lab page (/demo/lab.html), placed at exact pixels; the
+viewport is 600 px tall, so a 200 px ad at top 1000 shows 100 px (50%) at scrollY 500
+and 98 px (49%) at scrollY 498. MRC: 50% of pixels for 1 continuous second (30% for
+ads of 242,500 px or more); video: 50% of the player while 2 continuous seconds play.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page
+
+from .conftest import Demo, data_of, names, scroll, sync, wait_for_ids
+
+pytestmark = pytest.mark.browser
+
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+ISO_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
+
+SP = "ian.sponsored_product."
+RENDER = SP + "begin_to_render_viewport"
+PX = SP + "1px_in_viewport"
+VIEWABLE = SP + "viewable_in_viewport"
+
+
+def tid(label: str) -> str:
+    return f"{label}-{uuid.uuid4().hex[:8]}"
+
+
+def lab(page: Page, demo: Demo, query: str = "") -> None:
+    page.goto(f"{demo.url}/demo/lab.html{query}")
+    page.wait_for_function("window.ian !== undefined")
+
+
+def product(page: Page, tracking_id: str, top: int = 1000, left: int = 0,
+            html: str = "", **box: int) -> None:
+    attrs = {"ad": "sponsored_product", "tracking-id": tracking_id, "product-id": "1234",
+             "display-position": "1", "page": "1"}
+    page.evaluate("([a, b, h]) => { lab.ad(a, b, h) }",
+                  [attrs, {"top": top, "left": left, **box}, html])
+
+
+def test_half_in_view_for_1_1_s_is_viewable_once(page: Page, demo: Demo) -> None:
+    lab(page, demo)
+    ad = tid("sp-50-1100")
+    product(page, ad)
+    scroll(page, 500)  # 100 of 200 px: 50%
+    page.wait_for_timeout(1100)
+    scroll(page, 0)
+    page.wait_for_timeout(200)
+    events = sync(demo, page)
+    assert sorted(names(events, ad)) == sorted([RENDER, PX, VIEWABLE])
+    viewable = next(e for e in events if e["event"] == VIEWABLE)
+    data = data_of(viewable)
+    assert viewable["user_id"] == "lab-shopper"
+    assert ISO_OFFSET.match(viewable["sent_at"])
+    assert UUID.match(data["event_id"]) and UUID.match(data["page_view_id"])
+    assert data["record_version"] == "999"  # data-ian-test
+    assert data["object_tracking_id"] == ad
+    assert (data["product_id"], data["display_position"]) == ("1234", "1")
+    assert data["event_tracking_context"]["user_agent"]  # the gateway enriched it
+
+
+def test_half_in_view_for_0_8_s_is_not_viewable(page: Page, demo: Demo) -> None:
+    lab(page, demo)
+    ad = tid("sp-50-800")
+    product(page, ad)
+    scroll(page, 500)
+    page.wait_for_timeout(800)
+    scroll(page, 0)
+    page.wait_for_timeout(700)  # long past the second the timer would have needed
+    assert sorted(names(sync(demo, page), ad)) == sorted([RENDER, PX])
+
+
+def test_49_percent_for_3_s_is_not_viewable(page: Page, demo: Demo) -> None:
+    lab(page, demo)
+    ad = tid("sp-49")
+    product(page, ad)
+    scroll(page, 498)  # 98 of 200 px: 49%
+    page.wait_for_timeout(3000)
+    assert sorted(names(sync(demo, page), ad)) == sorted([RENDER, PX])
+
+
+def test_begin_to_render_counts_out_of_view_and_waits_for_the_image(page: Page, demo: Demo) -> None:
+    lab(page, demo)
+    ad = tid("sp-render")
+    product(page, ad, top=5000, html='<img src="/demo/product.svg" width="200" height="170">')
+    page.wait_for_timeout(500)
+    assert names(sync(demo, page), ad) == [RENDER]  # rendered, never in view
+
+
+def test_hidden_tab_pauses_and_restarts_the_timer(page: Page, demo: Demo) -> None:
+    lab(page, demo)
+    ad = tid("sp-hidden")
+    product(page, ad, top=100)  # fully in view from the start
+    page.wait_for_timeout(600)
+    page.evaluate("lab.hidden(true)")
+    page.wait_for_timeout(700)
+    page.evaluate("lab.hidden(false)")
+    page.wait_for_timeout(600)  # 1.2 s in view and visible, but not continuously
+    assert VIEWABLE not in names(sync(demo, page), ad)
+    page.wait_for_timeout(700)  # 1.3 s continuous since the tab came back
+    assert names(sync(demo, page), ad).count(VIEWABLE) == 1
+
+
+def test_large_ad_is_viewable_at_30_percent(page: Page, demo: Demo) -> None:
+    lab(page, demo)
+    large, small = tid("banner-large"), tid("banner-small")
+    for tracking_id, left, width in [(large, 0, 970), (small, 1000, 969)]:  # 242,500 / 242,250 px
+        page.evaluate("([a, b]) => { lab.ad(a, b) }", [
+            {"ad": "display_banner", "tracking-id": tracking_id, "creative-type": "image"},
+            {"top": 1000, "left": left, "width": width, "height": 250}])
+    scroll(page, 475)  # 75 of 250 px: 30% of both
+    page.wait_for_timeout(1300)
+    events = sync(demo, page)
+    assert names(events, large).count("ian.display.viewport_viewable_creative") == 1
+    assert "ian.display.viewport_viewable_creative" not in names(events, small)
+    assert "ian.display.viewport_1px_creative" in names(events, small)
+
+
+VIDEO = '<video src="/demo/ad.webm" width="400" height="225" muted preload="auto"></video>'
+
+
+def test_paused_video_is_never_viewable_playing_one_is(page: Page, demo: Demo) -> None:
+    lab(page, demo)
+    ad = tid("video")
+    page.evaluate("([a, b, h]) => { lab.ad(a, b, h) }", [
+        {"ad": "shoppable_video", "tracking-id": ad, "creative-type": "video"},
+        {"top": 50, "width": 400, "height": 225}, VIDEO])
+    page.wait_for_function("document.querySelector('video').readyState >= 2")
+    page.wait_for_timeout(3000)  # fully in view, paused
+    before = names(sync(demo, page), ad)
+    assert sorted(before) == sorted(["ian.display.viewport_video_begin_to_render",
+                                     "ian.display.viewport_1px_video"])
+    page.evaluate("document.querySelector('video').play()")
+    page.wait_for_timeout(1200)
+    page.evaluate("document.querySelector('video').pause()")  # 1.2 s of play: not enough
+    page.wait_for_timeout(500)
+    assert "ian.display.viewport_video_viewable" not in names(sync(demo, page), ad)
+    page.evaluate("document.querySelector('video').play()")
+    page.wait_for_timeout(2400)
+    assert names(sync(demo, page), ad).count("ian.display.viewport_video_viewable") == 1
+
+
+def test_click_is_one_event_with_an_interaction_id(page: Page, demo: Demo) -> None:
+    lab(page, demo)
+    ad = tid("sp-click")
+    product(page, ad, top=100, html='<span class="name">Apples</span>'
+            '<button data-ian-add-to-cart data-ian-quantity="2">Add 2</button>')
+    page.click(".name")
+    events = sync(demo, page)
+    clicks = [e for e in events if e["event"] == SP + "clicked"]
+    assert len(clicks) == 1
+    assert UUID.match(data_of(clicks[0])["interaction_id"])
+    page.click("button")
+    events = sync(demo, page)
+    adds = [data_of(e) for e in events if e["event"] == SP + "added_to_cart"]
+    assert len(adds) == 2  # one per quantity increment
+    assert len({a["interaction_id"] for a in adds}) == 2
+    assert all(UUID.match(a["interaction_id"]) for a in adds)
+    assert names(events, ad).count(SP + "clicked") == 1  # the add button is not a click
+
+
+def test_item_click_is_the_items_event_not_the_parents(page: Page, demo: Demo) -> None:
+    lab(page, demo)
+    parent = tid("shoppable")
+    page.evaluate("""([parent]) => {
+      const ad = lab.ad({ad: 'shoppable_display', 'tracking-id': parent, 'creative-type': 'image'},
+                        {top: 50, width: 600, height: 300})
+      const item = lab.ad({ad: 'shoppable_display_item', 'product-id': '777'}, {},
+        '<span class="item-name">Oats</span><button data-ian-add-to-cart>Add</button>', ad)
+      item.id = 'item'
+    }""", [parent])
+    page.click("#item .item-name")
+    page.click("#item button")
+    page.click(".lab-ad", position={"x": 590, "y": 290})  # the parent, outside the item
+    events = sync(demo, page)
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        by_name.setdefault(e["event"], []).append(e)
+    item_click = by_name["ian.display.click_creative_item"]
+    assert len(item_click) == 1
+    assert "shoppable_display_item_data" in item_click[0]["data"]
+    data = data_of(item_click[0])
+    assert (data["product_id"], data["object_tracking_id"]) == ("777", parent)  # the parent's id
+    assert len(by_name["ian.display.add_creative_item"]) == 1
+    assert len(by_name["ian.display.click_creative"]) == 1  # only the click outside the item
+    assert "shoppable_display_data" in by_name["ian.display.click_creative"][0]["data"]
+
+
+def test_leaving_the_page_flushes_pending_events(page: Page, demo: Demo) -> None:
+    lab(page, demo, "?flush-ms=600000")  # the timer alone would wait 10 minutes
+    ad = tid("sp-leave")
+    product(page, ad, top=100)
+    page.wait_for_timeout(400)
+    assert page.evaluate("window.sent.length") == 0
+    page.goto("about:blank")  # pagehide
+    deadline_events: list[dict[str, Any]] = []
+    for _ in range(150):
+        deadline_events = [e for e in demo.received() if data_of(e).get("object_tracking_id") == ad]
+        if len(deadline_events) >= 2:
+            break
+        page.wait_for_timeout(100)
+    assert sorted(e["event"] for e in deadline_events) == sorted([RENDER, PX])
+
+
+def test_scrolling_back_gives_no_second_impression(page: Page, demo: Demo) -> None:
+    lab(page, demo)
+    ad = tid("sp-back")
+    product(page, ad)
+    for _ in range(2):
+        scroll(page, 800)  # fully in view
+        page.wait_for_timeout(1200)
+        scroll(page, 0)
+        page.wait_for_timeout(150)
+    assert sorted(names(sync(demo, page), ad)) == sorted([RENDER, PX, VIEWABLE])
+
+
+def test_removed_ad_is_released(page: Page, demo: Demo) -> None:
+    lab(page, demo)
+    ad = tid("sp-removed")
+    product(page, ad, top=100)
+    page.wait_for_timeout(400)
+    page.evaluate("document.querySelector('.lab-ad').remove()")
+    page.wait_for_timeout(1000)
+    assert VIEWABLE not in names(sync(demo, page), ad)
+
+
+def test_consent_pending_holds_events_until_granted(page: Page, demo: Demo) -> None:
+    lab(page, demo, "?consent=pending")
+    ad = tid("sp-consent")
+    product(page, ad, top=100)
+    page.wait_for_timeout(300)
+    page.evaluate("ian.flush()")
+    assert page.evaluate("window.sent.length") == 0
+    page.evaluate("ian.consent(true)")
+    assert sorted(names(sync(demo, page), ad)) == sorted([RENDER, PX])
+
+
+def test_the_gateway_rejected_nothing(page: Page, demo: Demo) -> None:
+    assert demo.stats()["track"]["rejected"] == 0
+    assert wait_for_ids(demo, []) == []
