@@ -200,6 +200,7 @@ class Bench:
             "IAN_SPOOL": f"sqlite:///{self.workdir / name}.db",
             "IAN_SPOOL_MAX": "100000000",  # the bench measures speed, not back-pressure
             "IAN_FORWARDER": "true" if forwarder else "false",
+            "IAN_RATE_LIMIT": "0",  # one loopback client would be rate limited
             **self.options.env,
         }
         argv = [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1",

@@ -83,10 +83,12 @@ class Driver:
     accepted: int = 0
     errors: int = 0
     rate: float = 1000.0
+    origin: int = 0  # the stub's count when this driver started (baselines posted there too)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def run(self, settle: float, duration: float) -> dict[str, Any]:
         fragments = body_template(self.events_per_beacon)
+        self.origin = self.received()
         connector = aiohttp.TCPConnector(limit=self.max_in_flight)
         async with aiohttp.ClientSession(connector=connector) as session:
             sender = asyncio.create_task(self._send_forever(session, fragments))
@@ -99,19 +101,22 @@ class Driver:
                 await asyncio.gather(sender, *self.tasks, return_exceptions=True)
         return window.as_dict(self.events_per_beacon, self.errors)
 
+    def delivered(self) -> int:
+        return self.received() - self.origin
+
     def backlog(self) -> float:
-        return float(self.accepted - self.received())
+        return float(self.accepted - self.delivered())
 
     async def _control(self, session: aiohttp.ClientSession, seconds: float,
                        window: Window | None) -> None:
-        start, received0, accepted0 = time.monotonic(), self.received(), self.accepted
+        start, received0, accepted0 = time.monotonic(), self.delivered(), self.accepted
         if window is not None:
             window.backlog_start = self.backlog()
             window.spool_depth_start = await self._spool_depth(session)
         last_time, last_received = start, received0
         while (now := time.monotonic()) < start + seconds:
             await asyncio.sleep(0.5)
-            now, received = time.monotonic(), self.received()
+            now, received = time.monotonic(), self.delivered()
             rate = (received - last_received) / max(now - last_time, 1e-3)
             backlog = self.backlog()
             self.rate = offered_rate(rate, backlog, self.target_backlog, self.horizon)
@@ -121,7 +126,7 @@ class Driver:
                 window.backlog_max = max(window.backlog_max, backlog)
         if window is not None:
             window.seconds = time.monotonic() - start
-            window.received = self.received() - received0
+            window.received = self.delivered() - received0
             window.accepted = self.accepted - accepted0
             window.backlog_end = self.backlog()
             window.spool_depth_end = await self._spool_depth(session)

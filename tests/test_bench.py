@@ -1,0 +1,145 @@
+"""The benchmark harness's pure pieces: ratios, targets, JSON, the wrk Lua scripts.
+
+No load here: performance is measured by `loadtests/bench`, not by timed tests.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gateway.enrich import enrich
+from gateway.validate import validate_event
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "loadtests"))
+
+import bench
+import bench_e2e
+import bench_lua
+import bench_report
+import bench_stub
+
+LOADTESTS = Path(__file__).resolve().parent.parent / "loadtests"
+
+def results(**gateway: Any) -> dict[str, Any]:
+    return {
+        "git_sha": "abc123",
+        "baselines": {"bare_asgi": {"rps": 20_000.0}, "bare_aiohttp": {"rps": 8_000.0}},
+        "gateway": {"intake_1": {"rps": 12_000.0}, "e2e": {"received_events_per_s": 4_000.0},
+                    "half_rate": {"p99_us": 4_500.0}, **gateway},
+        "memory": {"bytes_per_key_rss": 250.0, "key_string_bytes": 85},
+    }
+
+
+def test_ratio_guards_against_missing_and_zero() -> None:
+    assert bench_report.ratio(3.0, 4.0) == 0.75
+    assert bench_report.ratio(None, 4.0) is None
+    assert bench_report.ratio(3.0, 0.0) is None
+
+
+def test_figures_are_same_run_ratios() -> None:
+    figures = bench_report.figures(results())
+    assert figures == {"intake_vs_bare_asgi": 0.6, "e2e_vs_bare_aiohttp": 0.5,
+                       "half_rate_p99_ms": 4.5, "bytes_per_event_id": 250.0}
+
+
+def test_targets_are_judged_in_their_direction() -> None:
+    verdicts = {v["key"]: v["met"] for v in bench_report.judge(results())}
+    assert verdicts == {"intake_vs_bare_asgi": True, "e2e_vs_bare_aiohttp": False,
+                        "half_rate_p99_ms": True, "bytes_per_event_id": False}
+
+
+def test_a_run_without_the_gateway_is_not_judged_on_it() -> None:
+    partial = {**results(), "gateway": None}
+    verdicts = {v["key"]: v["met"] for v in bench_report.judge(partial)}
+    assert verdicts["intake_vs_bare_asgi"] is None
+    assert verdicts["bytes_per_event_id"] is False
+    assert "not measured" in bench_report.render(partial)
+
+
+def test_results_are_written_as_json_named_by_time_and_sha(tmp_path: Path) -> None:
+    path = bench_report.write(results(), tmp_path, when=0)
+    assert path.name == "19700101T000000Z-abc123.json"
+    document = json.loads(path.read_text())
+    assert document["ratios"]["intake_vs_bare_asgi"] == 0.6
+    assert [t["met"] for t in document["targets"]] == [True, False, True, False]
+
+
+def test_render_prints_figures_and_verdicts() -> None:
+    text = bench_report.render(results())
+    assert "MISSED" in text and "met" in text
+    assert "12,000" in text
+
+
+def test_body_template_has_one_hole_per_event() -> None:
+    assert len(bench_lua.body_template(1)) == 2
+    assert len(bench_lua.body_template(20)) == 21
+
+
+def test_filled_bodies_are_valid_events_with_unique_ids() -> None:
+    document = orjson.loads(bench_lua.fill(bench_lua.body_template(20)))
+    events = document["events"]
+    for event in events:
+        enrich(event, bench_lua.USER_AGENT, "203.0.113.7", "2026-11-22T17:00:00+00:00")
+        assert validate_event(event) == []
+    ids = {e["data"]["sponsored_product_data"]["event_id"] for e in events}
+    assert len(ids) == 20
+
+
+def test_lua_script_generates_unique_uuid_shaped_ids() -> None:
+    lua = bench_lua.lua_script(bench_lua.Script(events=20, run_id="0a1b2c3d"))
+    assert 'RUN = "0a1b2c3d"' in lua
+    assert lua.count('\\"event_id\\":\\"",') == 20  # each hole closes a fragment
+    # the id format: run (8 hex), thread (4 hex), version 4, variant 8, counter (12 hex)
+    assert '"%s-%04x-4000-8000-%012x"' in lua
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4000-8000-[0-9a-f]{12}",
+                        "0a1b2c3d-0001-4000-8000-00000000002a")
+    assert '["Content-Type"] = "text/plain;charset=UTF-8"' in lua
+    assert "function delay()" not in lua and "function response(" not in lua
+
+
+def test_lua_script_options_add_delay_and_verification() -> None:
+    lua = bench_lua.lua_script(bench_lua.Script(events=1, delay_ms=7, verify=True))
+    assert "function delay() return 7 end" in lua
+    assert "function response(status, headers, body)" in lua
+
+
+def test_lua_strings_are_escaped() -> None:
+    assert bench_lua.lua_string('a"b\\c\nd') == '"a\\"b\\\\c\\nd"'
+
+
+def test_wrk_summary_is_parsed_with_requests_per_second() -> None:
+    output = 'Running 10s test\nBENCH_JSON {"requests": 5000, "duration_us": 2000000}\n'
+    assert bench_lua.parse_wrk(output)["rps"] == 2500.0
+
+
+def test_offered_rate_closes_the_backlog_gap() -> None:
+    assert bench_e2e.offered_rate(1000.0, 3000.0, 3000.0, 2.0) == 1000.0
+    assert bench_e2e.offered_rate(1000.0, 1000.0, 3000.0, 2.0) == 2000.0
+    assert bench_e2e.offered_rate(1000.0, 9000.0, 3000.0, 2.0) == 0.0
+
+
+def test_spool_depth_is_read_from_prometheus_text() -> None:
+    page = b"# HELP ian_spool_depth x\n# TYPE ian_spool_depth gauge\nian_spool_depth 42.0\n"
+    assert bench_e2e.spool_depth_from(page) == 42.0
+    assert bench_e2e.spool_depth_from(b"other 1\n") is None
+
+
+def test_stub_listens_on_loopback_and_counts_lines(tmp_path: Path) -> None:
+    conf = bench_stub.stub_conf(tmp_path, 18080)
+    assert "listen 127.0.0.1:18080" in conf
+    assert "Successfully processed" in conf
+    assert bench_stub.received(tmp_path) == 0
+    bench_stub.track_log(tmp_path).write_text("1\n" * 3)
+    assert bench_stub.received(tmp_path) == 3
+
+
+def test_options_and_cpu_plan() -> None:
+    options = bench.parse_args(["--duration", "3", "--env", "IAN_X=1=2", "--no-pin"])
+    assert options.duration == 3.0 and options.env == {"IAN_X": "1=2"} and not options.pin
+    assert bench.Cpus.plan(pin=False) == bench.Cpus(None, None)
