@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 from urllib.parse import quote
@@ -63,19 +64,33 @@ def code_of(item: JSON) -> tuple[str, str]:
     return "rrc", str(item.get("rrc"))
 
 
+def is_code(item: Any) -> bool:
+    """doc 002 Item: "One of the following": a upc or an rrc string."""
+    return isinstance(item, dict) and any(
+        isinstance(item.get(key), str) and item[key] for key in ("upc", "rrc"))
+
+
+# doc 002 OrderItem: the JSON type of each optional field, when present.
+ITEM_TYPES: dict[str, Callable[[Any], bool]] = {
+    "count": is_int,  # "Must be a non-negative integer."
+    "weight": is_number,
+    "replacement_policy": lambda value: isinstance(value, str),
+    "replacement_items": lambda value: isinstance(value, list),
+    "metadata": lambda value: isinstance(value, dict),
+}
+
+
 def item_ok(entry: Any) -> bool:
-    """doc 002 OrderItem: line_num and item required; count an integer, weight a number."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("line_num"), str | int):
+    """doc 002 OrderItem: line_num and item required, optional fields of their types."""
+    if not isinstance(entry, dict):
         return False
-    item = entry.get("item")
-    if not isinstance(item, dict) or not any(
-            isinstance(item.get(k), str) and item.get(k) for k in ("upc", "rrc")):
+    line_num = entry.get("line_num")
+    if not (isinstance(line_num, str) and line_num) and not is_int(line_num):
         return False
-    checks = (("count", is_int), ("weight", is_number),
-              ("replacement_policy", lambda v: isinstance(v, str)),
-              ("replacement_items", lambda v: isinstance(v, list)),
-              ("metadata", lambda v: isinstance(v, dict)))
-    return all(check(entry[name]) for name, check in checks if entry.get(name) is not None)
+    if not is_code(entry.get("item")):
+        return False
+    return all(ITEM_TYPES[name](entry[name]) for name in ITEM_TYPES
+               if entry.get(name) is not None)
 
 
 def shape_ok(body: JSON) -> bool:
