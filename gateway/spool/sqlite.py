@@ -13,10 +13,14 @@ loadtests/spool_bench.py for the measured price).
 Group commit. All writes (put, claim, ack, retry, dead, replay, purge) are
 queued to one writer thread per process, which runs what is queued (up to
 `max_batch` records, waiting at most `linger` s for more) in one
-`BEGIN IMMEDIATE` transaction, each call in its own savepoint so that one
-call's failure (SpoolFull) does not undo another's. A caller's future is
-resolved only after COMMIT, so intake answers 202 only for committed events.
-The event loop never blocks on sqlite or fsync.
+`BEGIN IMMEDIATE` transaction. The puts of a batch are stored together (one
+multi-row upsert of their keys, one multi-row insert), since per-statement
+overhead, not fsync, is what a put costs once commits are shared. A put that
+would pass `max_records` is refused (SpoolFull) before it writes anything, so
+it undoes nothing of the others; any other failure rolls the batch back and
+every call in it raises. A caller's future is resolved only after COMMIT, so
+intake answers 202 only for committed events. The event loop never blocks on
+sqlite or fsync.
 
 Several processes. `BEGIN IMMEDIATE` takes the write lock up front, so a busy
 database is waited for by `busy_timeout` instead of failing on a read-to-write
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -92,14 +97,16 @@ SCHEMA: Final = (
 )
 
 COUNT_RECORDS: Final = "SELECT n FROM counts WHERE name = 'records'"
-# Inserted, or an expired key taken over: one change. An unexpired key: none.
-REMEMBER_KEY: Final = """
-    INSERT INTO keys (key, expires_at) VALUES (?, ?)
+# `{values}`: `(?, ?)` per key. Returns the keys inserted or taken over from an
+# expired one, not those still remembered (nor a repeat within the statement).
+REMEMBER_KEYS: Final = """
+    INSERT INTO keys (key, expires_at) VALUES {values}
     ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
-    WHERE keys.expires_at <= ?"""
-INSERT_RECORD: Final = """
+    WHERE keys.expires_at <= ?
+    RETURNING key"""
+INSERT_RECORDS: Final = """
     INSERT INTO records (kind, key, body, user_agent, attempts, enqueued_at, due_at)
-    VALUES (?, ?, ?, ?, 0, ?, ?)"""
+    VALUES {values}"""
 CLAIM: Final = """
     UPDATE records SET lease_owner = ?, due_at = ?
     WHERE id IN (SELECT id FROM records WHERE due_at <= ? ORDER BY due_at, id LIMIT ?)
@@ -133,33 +140,57 @@ MIN_FREE_BYTES: Final = 100 * 1024 * 1024
 DISK_CHECK_INTERVAL: Final = 1.0  # statvfs at most once a second
 BUSY_TIMEOUT: Final = 10.0  # seconds a transaction waits for another process's write lock
 KEY_PURGE_CHUNK: Final = 10_000  # expired keys deleted per transaction, so no lock is held long
+KEYS_PER_STATEMENT: Final = 400  # 2 variables each, far below SQLITE_MAX_VARIABLE_NUMBER
+RECORDS_PER_STATEMENT: Final = 100  # 6 variables each
+
+
+@functools.lru_cache(maxsize=32)
+def _remember_keys(count: int) -> str:
+    return REMEMBER_KEYS.format(values=", ".join(["(?, ?)"] * count))
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_records(count: int) -> str:
+    return INSERT_RECORDS.format(values=", ".join(["(?, ?, ?, ?, 0, ?, ?)"] * count))
 
 
 @dataclass(slots=True)
 class _Op(Generic[T]):
     """One spool call waiting for the writer: its work and where to deliver the answer."""
 
-    work: Callable[[sqlite3.Connection], T]
+    work: Callable[[sqlite3.Connection], T] | None  # None: a put of `records`
+    records: Sequence[Record]
     future: asyncio.Future[T]
     loop: asyncio.AbstractEventLoop
-    size: int  # records it writes, for the batch bound
 
+    @property
+    def size(self) -> int:
+        return max(len(self.records), 1)
+
+
+Outcome = tuple[Any, BaseException | None]  # a call's answer, or what it raises
 
 _STOP: Final = object()
 
 
-def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
-    if future.done():  # the caller was cancelled; its work is committed all the same
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(value)
+def _resolve(answers: list[tuple[asyncio.Future[Any], Outcome]]) -> None:
+    for future, (value, error) in answers:
+        if future.done():  # the caller was cancelled; its work is committed all the same
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
 
 
-def _deliver(op: _Op[Any], value: Any, error: BaseException | None) -> None:
-    with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody to tell
-        op.loop.call_soon_threadsafe(_resolve, op.future, value, error)
+def _deliver(batch: Sequence[_Op[Any]], outcomes: Sequence[Outcome]) -> None:
+    """Wake each caller's loop once per batch, not once per call."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Outcome]]] = {}
+    for op, outcome in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(op.loop, []).append((op.future, outcome))
+    for loop, answers in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody to tell
+            loop.call_soon_threadsafe(_resolve, answers)
 
 
 def _record(row: Sequence[Any]) -> Record:
@@ -230,7 +261,7 @@ class SqliteSpool:
         """Commit what is queued, hand this process's leases back, stop the writer."""
         if self._writer is None or self._closed:
             return
-        release = self._submit(self._release_leases, size=1)
+        release = self._submit(self._release_leases)
         self._closed = True
         self._queue.put(_STOP)
         self._wakeup.set()
@@ -268,15 +299,23 @@ class SqliteSpool:
 
     # -- the writer thread -------------------------------------------------
 
-    def _submit(self, work: Callable[[sqlite3.Connection], T], size: int) -> asyncio.Future[T]:
+    def _submit(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        return self._enqueue(_Op(work, (), *self._answer_slot()))
+
+    def _submit_put(self, records: Sequence[Record]) -> asyncio.Future[list[bool]]:
+        return self._enqueue(_Op(None, records, *self._answer_slot()))
+
+    def _answer_slot(self) -> tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]:
         if self._writer is None:
             raise RuntimeError("SqliteSpool.start() was not awaited")
         if self._closed:
             raise RuntimeError("the spool is closed")
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Op(work, future, loop, size))
-        return future
+        return loop.create_future(), loop
+
+    def _enqueue(self, op: _Op[T]) -> asyncio.Future[T]:
+        self._queue.put(op)
+        return op.future
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         try:
@@ -319,33 +358,21 @@ class SqliteSpool:
         """One transaction for the batch; answers are delivered only once it is committed."""
         try:
             conn.execute("BEGIN IMMEDIATE")
-            outcomes = [self._run(conn, op) for op in batch]
+            outcomes = self._apply(conn, batch)
             conn.execute("COMMIT")
         except Exception as exc:  # the writer thread must outlive any failure
             log.error("spool transaction failed: %s", exc)
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            for op in batch:
-                _deliver(op, None, exc)
+            _deliver(batch, [(None, exc)] * len(batch))
             return
         self.commits += 1
-        for op, (value, error) in zip(batch, outcomes, strict=True):
-            _deliver(op, value, error)
+        _deliver(batch, outcomes)
 
-    @staticmethod
-    def _run(conn: sqlite3.Connection, op: _Op[Any]) -> tuple[Any, Exception | None]:
-        """Run one call in a savepoint: its failure undoes it alone."""
-        conn.execute("SAVEPOINT op")
-        try:
-            value = op.work(conn)
-        except Exception as exc:
-            if not conn.in_transaction:  # sqlite rolled the whole transaction back (disk full, I/O)
-                raise
-            conn.execute("ROLLBACK TO op")
-            conn.execute("RELEASE op")
-            return None, exc
-        conn.execute("RELEASE op")
-        return value, None
+    def _apply(self, conn: sqlite3.Connection, batch: list[_Op[Any]]) -> list[Outcome]:
+        """The batch's puts together, then every other call in turn."""
+        stored = iter(self._store(conn, [op.records for op in batch if op.work is None]))
+        return [next(stored) if op.work is None else (op.work(conn), None) for op in batch]
 
     def _purge_interval(self) -> float:
         return max(min(60.0, self._ttl), 0.05)
@@ -369,21 +396,49 @@ class SqliteSpool:
 
     # -- work run by the writer, inside the batch's transaction -------------
 
-    def _store(self, conn: sqlite3.Connection, records: Sequence[Record]) -> list[bool]:
+    def _store(self, conn: sqlite3.Connection, calls: list[Sequence[Record]]) -> list[Outcome]:
+        """Each put call's answer, or SpoolFull for a call that does not fit (it writes nothing)."""
         (count,) = conn.execute(COUNT_RECORDS).fetchone()
-        if count + len(records) > self._max:
-            raise SpoolFull()
+        room = self._max - count
+        fits = []
+        for records in calls:
+            fits.append(len(records) <= room)
+            room -= len(records) if fits[-1] else 0
         now = time.time()
+        keys = [r.key for records, fit in zip(calls, fits, strict=True) if fit for r in records]
+        new = self._remember(conn, keys, now)
+        outcomes: list[Outcome] = []
+        rows: list[tuple[Any, ...]] = []
+        for records, fit in zip(calls, fits, strict=True):
+            if not fit:
+                outcomes.append((None, SpoolFull()))
+                continue
+            answers = []
+            for record in records:
+                answers.append(record.key in new)
+                if answers[-1]:
+                    new.discard(record.key)  # a repeat later in the batch is a duplicate
+                    rows.append((record.kind, record.key, record.body, record.user_agent, now, now))
+            outcomes.append((answers, None))
+        self._insert(conn, rows)
+        return outcomes
+
+    def _remember(self, conn: sqlite3.Connection, keys: list[str], now: float) -> set[str]:
+        """The keys not remembered before (or expired): their events are new."""
+        new: set[str] = set()
         expires = now + self._ttl
-        stored: list[bool] = []
-        rows = []
-        for record in records:
-            new = conn.execute(REMEMBER_KEY, (record.key, expires, now)).rowcount == 1
-            stored.append(new)
-            if new:
-                rows.append((record.kind, record.key, record.body, record.user_agent, now, now))
-        conn.executemany(INSERT_RECORD, rows)
-        return stored
+        for start in range(0, len(keys), KEYS_PER_STATEMENT):
+            chunk = keys[start:start + KEYS_PER_STATEMENT]
+            params = [value for key in chunk for value in (key, expires)]
+            rows = conn.execute(_remember_keys(len(chunk)), [*params, now]).fetchall()
+            new.update(row[0] for row in rows)
+        return new
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+        for start in range(0, len(rows), RECORDS_PER_STATEMENT):
+            chunk = rows[start:start + RECORDS_PER_STATEMENT]
+            conn.execute(_insert_records(len(chunk)), [value for row in chunk for value in row])
 
     def _lease_rows(self, conn: sqlite3.Connection, limit: int) -> list[Claimed]:
         now = time.time()
@@ -447,7 +502,7 @@ class SqliteSpool:
         if self._disk_nearly_full():
             raise SpoolFull(retry_after=5)
         try:
-            stored = await self._submit(lambda conn: self._store(conn, records), len(records))
+            stored = await self._submit_put(records)
         except sqlite3.Error as exc:
             # Locked past busy_timeout, disk I/O: intake answers 503, never 500.
             raise SpoolFull() from exc
@@ -468,7 +523,7 @@ class SqliteSpool:
         while not self._closed:
             self._wakeup.clear()
             if (look or await self._read(self._any_due)) and not self._closed:
-                claimed = await self._submit(lambda conn: self._lease_rows(conn, limit), 1)
+                claimed = await self._submit(lambda conn: self._lease_rows(conn, limit))
                 if claimed:
                     return claimed
             remaining = deadline - time.monotonic()
@@ -491,17 +546,17 @@ class SqliteSpool:
 
     async def ack(self, claimed: Claimed) -> None:
         record_id = int(claimed.id)
-        await self._submit(lambda conn: self._delete(conn, record_id), 1)
+        await self._submit(lambda conn: self._delete(conn, record_id))
 
     async def retry(self, claimed: Claimed, delay: float) -> None:
         record_id = int(claimed.id)
-        await self._submit(lambda conn: self._postpone(conn, record_id, delay), 1)
+        await self._submit(lambda conn: self._postpone(conn, record_id, delay))
         if delay <= 0:
             self._wakeup.set()
 
     async def dead(self, claimed: Claimed, status: int, answer: str) -> None:
         record_id = int(claimed.id)
-        await self._submit(lambda conn: self._bury(conn, record_id, status, answer), 1)
+        await self._submit(lambda conn: self._bury(conn, record_id, status, answer))
 
     async def depth(self) -> int:
         return await self._read(lambda conn: int(conn.execute(COUNT_RECORDS).fetchone()[0]))
@@ -519,10 +574,10 @@ class SqliteSpool:
         ]
 
     async def replay(self, ids: Sequence[str] | None = None) -> int:
-        moved = await self._submit(lambda conn: self._replay_rows(conn, ids), 1)
+        moved = await self._submit(lambda conn: self._replay_rows(conn, ids))
         if moved:
             self._wakeup.set()
         return moved
 
     async def purge(self, ids: Sequence[str] | None = None) -> int:
-        return await self._submit(lambda conn: self._purge_rows(conn, ids), 1)
+        return await self._submit(lambda conn: self._purge_rows(conn, ids))
