@@ -2,21 +2,26 @@
 
     python loadtests/spool_bench.py                      # FULL and NORMAL, 200 putters, 5 s each
     python loadtests/spool_bench.py --sync FULL --linger 0 0.002 --max-batch 1000 1
+    python loadtests/spool_bench.py --processes 2          # two workers sharing one file
 
 Each configuration gets a fresh file in a temporary directory (on the same
 disk as the repository unless `--dir` says otherwise). A putter stores one
 record per `put`, as intake does for a single beacon, and measures how long
 `put` took to return (that is, until its transaction was committed). Then the
 records are drained by `--forwarders` tasks that claim up to 64 and ack each,
-as the forwarder does.
+as the forwarder does. With `--processes N` the putters are split among N
+processes sharing the file, as `serve --workers N` does.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -38,27 +43,39 @@ UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chr
 
 
 @dataclass
+class Puts:
+    """What the putters of one or more processes did."""
+
+    count: int
+    seconds: float
+    latencies: list[float]
+    commits: int
+
+
+@dataclass
 class Result:
     sync: str
     linger: float
     max_batch: int
-    puts: int
-    seconds: float
-    latencies: list[float]
-    commits: int
+    puts: Puts
     drained: int
     drain_seconds: float
 
-    def row(self) -> str:
-        ordered = sorted(self.latencies)
+    def row(self, processes: int) -> str:
+        ordered = sorted(self.puts.latencies)
         p50 = statistics.median(ordered) * 1000
         p99 = ordered[int(len(ordered) * 0.99) - 1] * 1000
         return (
-            f"| {self.sync} | {self.linger * 1000:g} | {self.max_batch} "
-            f"| {self.puts / self.seconds:,.0f} | {p50:.2f} | {p99:.2f} "
-            f"| {self.puts / max(self.commits, 1):.1f} "
+            f"| {processes} | {self.sync} | {self.linger * 1000:g} | {self.max_batch} "
+            f"| {self.puts.count / self.puts.seconds:,.0f} | {p50:.2f} | {p99:.2f} "
+            f"| {self.puts.count / max(self.puts.commits, 1):.1f} "
             f"| {self.drained / self.drain_seconds:,.0f} |"
         )
+
+
+def open_spool(path: str, sync: str, linger: float, max_batch: int) -> SqliteSpool:
+    return SqliteSpool(path, 100_000_000, 900, synchronous=sync, linger=linger,
+                       max_batch=max_batch)
 
 
 async def putter(spool: SqliteSpool, until: float, latencies: list[float]) -> int:
@@ -74,6 +91,40 @@ async def putter(spool: SqliteSpool, until: float, latencies: list[float]) -> in
     return count
 
 
+async def put_phase(spool: SqliteSpool, putters: int, seconds: float) -> Puts:
+    latencies: list[float] = []
+    commits = spool.commits
+    started = time.perf_counter()
+    counts = await asyncio.gather(
+        *(putter(spool, started + seconds, latencies) for _ in range(putters))
+    )
+    return Puts(sum(counts), time.perf_counter() - started, latencies, spool.commits - commits)
+
+
+async def child(path: str, sync: str, linger: float, max_batch: int, putters: int,
+                seconds: float, start_at: float) -> None:
+    """One of `--processes`: put from `start_at` (unix time) on, print what it did as JSON."""
+    spool = open_spool(path, sync, linger, max_batch)
+    await spool.start()
+    await asyncio.sleep(max(start_at - time.time(), 0))
+    puts = await put_phase(spool, putters, seconds)
+    await spool.close()
+    print(json.dumps([puts.count, puts.seconds, puts.latencies, puts.commits]))
+
+
+def put_in_processes(path: str, sync: str, linger: float, max_batch: int,
+                     args: argparse.Namespace) -> Puts:
+    start_at = str(time.time() + 2)  # every child has opened the file by then
+    command = [sys.executable, __file__, "--child", path, sync, str(linger), str(max_batch),
+               str(args.putters // args.processes), str(args.seconds), start_at,
+               *(["--uvloop"] if args.uvloop else [])]
+    children = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+                for _ in range(args.processes)]
+    done = [json.loads(proc.communicate(timeout=args.seconds + 120)[0]) for proc in children]
+    return Puts(sum(d[0] for d in done), max(d[1] for d in done),
+                [latency for d in done for latency in d[2]], sum(d[3] for d in done))
+
+
 async def forwarder(spool: SqliteSpool) -> int:
     drained = 0
     while claimed := await spool.claim(64, wait=0.05):
@@ -83,39 +134,34 @@ async def forwarder(spool: SqliteSpool) -> int:
 
 
 async def bench(path: str, sync: str, linger: float, max_batch: int,
-                putters: int, seconds: float, forwarders: int) -> Result:
-    spool = SqliteSpool(path, 100_000_000, 900, synchronous=sync, linger=linger,
-                        max_batch=max_batch)
+                args: argparse.Namespace) -> Result:
+    spool = open_spool(path, sync, linger, max_batch)
     await spool.start()
-    latencies: list[float] = []
-    started = time.perf_counter()
-    counts = await asyncio.gather(
-        *(putter(spool, started + seconds, latencies) for _ in range(putters))
-    )
-    elapsed = time.perf_counter() - started
-    commits = spool.commits
+    if args.processes > 1:
+        puts = await asyncio.to_thread(put_in_processes, path, sync, linger, max_batch, args)
+    else:
+        puts = await put_phase(spool, args.putters, args.seconds)
     drain_started = time.perf_counter()
-    drained = sum(await asyncio.gather(*(forwarder(spool) for _ in range(forwarders))))
+    drained = sum(await asyncio.gather(*(forwarder(spool) for _ in range(args.forwarders))))
     drain_seconds = time.perf_counter() - drain_started
     await spool.close()
-    return Result(sync, linger, max_batch, sum(counts), elapsed, latencies, commits,
-                  drained, drain_seconds)
+    return Result(sync, linger, max_batch, puts, drained, drain_seconds)
 
 
 async def main(args: argparse.Namespace) -> None:
-    print(f"{args.putters} putters x {args.seconds:g} s, one record per put; "
-          f"then {args.forwarders} forwarders claim 64 and ack each; files in {args.dir}")
-    print("| synchronous | linger ms | max batch | puts/s | p50 ms | p99 ms "
+    print(f"{args.putters} putters in {args.processes} process(es) x {args.seconds:g} s, "
+          f"one record per put; then {args.forwarders} forwarders claim 64 and ack each; "
+          f"files in {args.dir}; load average {os.getloadavg()[0]:.1f}")
+    print("| processes | synchronous | linger ms | max batch | puts/s | p50 ms | p99 ms "
           "| records/commit | claim+ack/s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for sync in args.sync:
         for linger in args.linger:
             for max_batch in args.max_batch:
                 with tempfile.TemporaryDirectory(dir=args.dir) as directory:
                     path = os.path.join(directory, "spool.db")
-                    result = await bench(path, sync, linger, max_batch, args.putters,
-                                         args.seconds, args.forwarders)
-                print(result.row(), flush=True)
+                    result = await bench(path, sync, linger, max_batch, args)
+                print(result.row(args.processes), flush=True)
 
 
 def parse() -> argparse.Namespace:
@@ -126,18 +172,29 @@ def parse() -> argparse.Namespace:
                         help="seconds the writer waits for more puts after the first")
     parser.add_argument("--max-batch", nargs="+", type=int, default=[1000])
     parser.add_argument("--putters", type=int, default=200)
+    parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--forwarders", type=int, default=4)
     parser.add_argument("--dir", default=os.path.dirname(os.path.abspath(__file__)))
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop, as uvicorn does")
+    parser.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
-if __name__ == "__main__":
-    arguments = parse()
-    if arguments.uvloop:
+def run(args: argparse.Namespace) -> None:
+    if args.child:
+        path, sync, linger, max_batch, putters, seconds, start_at = args.child
+        work = child(path, sync, float(linger), int(max_batch), int(putters), float(seconds),
+                     float(start_at))
+    else:
+        work = main(args)
+    if args.uvloop:
         import uvloop
 
-        uvloop.run(main(arguments))
+        uvloop.run(work)
     else:
-        asyncio.run(main(arguments))
+        asyncio.run(work)
+
+
+if __name__ == "__main__":
+    run(parse())
