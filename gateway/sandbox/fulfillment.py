@@ -264,7 +264,7 @@ class Fulfillment:
             if answer is not None:
                 return answer
         lines = [self.line(entry) for entry in items]
-        for rule in (wrong_quantity, self.too_much, self.alcohol):
+        for rule in (wrong_quantity, self.too_much, undeliverable, self.alcohol, self.otc):
             answer = rule(lines, items, body)
             if answer is not None:
                 return answer
@@ -333,7 +333,7 @@ class Fulfillment:
         return None
 
     def alcohol(self, lines: list[Line], items: list[JSON], body: JSON) -> Response | None:
-        upcs = [line.product.upc for line in lines if line.product.alcohol]
+        upcs = [{"item_upc": line.product.upc} for line in lines if line.product.alcohol]
         if not upcs:
             return None
         born = birthday((body.get("user") or {}).get("birthday"))
@@ -341,10 +341,30 @@ class Fulfillment:
             # doc 002: "User birthday missing or invalid for alcohol order"
             return errors_response([{
                 "error": {"message": MISSING_OR_INVALID, "error_code": 1001},
-                "meta": {"key": "user_birthday", "items": [{"item_upc": u} for u in upcs]}}])
+                "meta": {"key": "user_birthday", "items": upcs}}])
         if age_on(born, self.clock.now().date()) < self.seed.limits.alcohol_min_age:
             return ALCOHOL_REFUSED
+        if body["address"]["postal_code"] in self.seed.no_alcohol_postal_codes:
+            # doc 002: "Invalid zip code for alcohol"
+            return errors_response([{
+                "error": {"message": "Cannot deliver alcohol to this zip code.",
+                          "error_code": 1001},
+                "meta": {"items": upcs, "key": "zip_code"}}])
         return None
+
+    def otc(self, lines: list[Line], items: list[JSON], body: JSON) -> Response | None:
+        upcs = [{"item_upc": line.product.upc} for line in lines if line.product.otc_medicine]
+        if not upcs:
+            return None
+        born = birthday((body.get("user") or {}).get("birthday"))
+        minimum = self.seed.limits.otc_min_age
+        if born is not None and age_on(born, self.clock.now().date()) >= minimum:
+            return None
+        # doc 002: "Age requirement otc medicine"
+        return errors_response([{
+            "error": {"message": f"You must be over {minimum} to purchase over the counter "
+                                 "medicine in your cart.", "error_code": 1001},
+            "meta": {"items": upcs}}])
 
     def build(self, user: User, body: JSON, lines: list[Line]) -> Order:
         location_code = body.get("location_code")
@@ -390,6 +410,15 @@ def wrong_quantity(lines: list[Line], items: list[JSON], body: JSON) -> Response
                 "error": {"message": message + "weight", "error_code": 2012},
                 "meta": {"upc": code, "item_code": code, "expected_param": "weight"}}])
     return None
+
+
+def undeliverable(lines: list[Line], items: list[JSON], body: JSON) -> Response | None:
+    upcs = [{"item_upc": line.product.upc} for line in lines if not line.product.deliverable]
+    if not upcs:
+        return None
+    # doc 002: "Some items are not deliverable" 2005 {"items":[{"item_upc": ...}]}
+    return errors_response([{"error": {"message": "Some items are not deliverable",
+                                       "error_code": 2005}, "meta": {"items": upcs}}])
 
 
 def order_url(request: Request, order_id: str) -> str | None:

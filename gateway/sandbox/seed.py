@@ -39,6 +39,8 @@ class Product:
     out_of_stock: bool = False
     substitute_upc: str | None = None  # what the shopper picks under shoppers_choice
     alcohol: bool = False
+    otc_medicine: bool = False  # doc 002: "over the counter medicine", age-restricted
+    deliverable: bool = True
 
     @property
     def unit(self) -> str:
@@ -59,6 +61,7 @@ class Limits:
     max_items: int
     max_weight_lb: float
     alcohol_min_age: int
+    otc_min_age: int  # doc 002: "You must be over 18 to purchase over the counter medicine"
 
 
 class Seed:
@@ -78,6 +81,7 @@ class Seed:
                                     h.get("expired", False)) for h in raw["holds"]}
         self.supported_postal_codes = frozenset(raw["postal_codes"]["supported"])
         self.unsupported_postal_codes = frozenset(raw["postal_codes"]["unsupported"])
+        self.no_alcohol_postal_codes = frozenset(raw["postal_codes"].get("no_alcohol", ()))
         self.lifecycle: tuple[tuple[str, float], ...] = tuple(
             (step["status"], float(step["after_s"])) for step in raw["lifecycle"])
         self.shopper: JSON = raw["shopper"]
@@ -96,7 +100,8 @@ class Seed:
 def product(raw: dict[str, Any]) -> Product:
     return Product(raw["product_id"], raw["upc"], raw["rrc"], raw["name"],
                    raw["quantity_type"] == "weight", raw.get("out_of_stock", False),
-                   raw.get("substitute_upc"), raw.get("alcohol", False))
+                   raw.get("substitute_upc"), raw.get("alcohol", False),
+                   raw.get("otc_medicine", False), raw.get("deliverable", True))
 
 
 def load_seed() -> Seed:

@@ -133,6 +133,17 @@ ROWS: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
      with_item(0, item={"upc": "928473737373"}), "user-1",
      err("Required parameter missing or invalid", key="user_birthday",
          items=[{"item_upc": "928473737373"}])),
+    ("Invalid zip code for alcohol",
+     {**with_item(0, item={"upc": "928473737373"}), "user": {"birthday": "1980-01-01"},
+      "address": {"address_line_1": "1 A St", "postal_code": "60614"}}, "user-1",
+     err("Cannot deliver alcohol to this zip code.", items=[{"item_upc": "928473737373"}],
+         key="zip_code")),
+    ("Age requirement otc medicine",
+     {**with_item(0, item={"upc": "300450449108"}), "user": {"birthday": "2015-01-01"}},
+     "user-1", err("You must be over 18 to purchase over the counter medicine in your cart.",
+                   items=[{"item_upc": "300450449108"}])),
+    ("Some items are not deliverable", with_item(0, item={"upc": "071121962003"}), "user-1",
+     err("Some items are not deliverable", 2005, items=[{"item_upc": "071121962003"}])),
     ("Fails alcohol compliance check",
      {**with_item(0, item={"upc": "928473737373"}), "user": {"birthday": "2015-01-01"}},
      "user-1", err("Alcoholic items can not be added to this order. Please remove and retry.",
@@ -300,3 +311,10 @@ async def test_cancel_rejects_unknown_reasons_and_delivered_orders(
     assert late.status_code == 400
     missing = await client.post("/_sandbox/orders/nope/cancel")
     assert missing.status_code == 404
+
+
+async def test_an_adult_can_order_alcohol_and_medicine(client: httpx.AsyncClient) -> None:
+    body = order(user={"birthday": "1980-06-01"}, items=[
+        {"line_num": "1", "count": 1, "item": {"upc": "928473737373"}},
+        {"line_num": "2", "count": 1, "item": {"rrc": "0900-00002"}}])
+    assert (await create(client, body)).status_code == 200
