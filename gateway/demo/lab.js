@@ -28,6 +28,22 @@ window.lab = {
     parent.appendChild(el)
     return el
   },
+  // Scrolls to inY, waits until the browser reports the ad `share` in view (the moment the
+  // snippet starts its timer), keeps it there `ms` milliseconds, then scrolls to outY: timing
+  // measured in the page, free of the test driver's latency.
+  async dwell(selector, inY, ms, outY, share = 0.5) {
+    const el = document.querySelector(selector)
+    const entered = new Promise((resolve) => {
+      const io = new IntersectionObserver((entries) => {
+        if (entries.some((e) => e.intersectionRatio >= share)) io.disconnect(), resolve()
+      }, { threshold: [share] })
+      io.observe(el)
+    })
+    scrollTo(0, inY)
+    await entered
+    await new Promise((resolve) => setTimeout(resolve, ms))
+    scrollTo(0, outY)
+  },
   hidden(yes) {
     Object.defineProperty(document, 'visibilityState', { value: yes ? 'hidden' : 'visible', configurable: true })
     Object.defineProperty(document, 'hidden', { value: yes, configurable: true })

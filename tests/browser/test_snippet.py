@@ -45,13 +45,17 @@ def product(page: Page, tracking_id: str, top: int = 1000, left: int = 0,
                   [attrs, {"top": top, "left": left, **box}, html])
 
 
+def dwell(page: Page, y: int, ms: int) -> None:
+    """Scrolls the ad to `y`, keeps it there `ms` from the moment the browser reports it in
+    view, then scrolls back to the top (timed in the page: see lab.js)."""
+    page.evaluate("([y, ms]) => lab.dwell('.lab-ad', y, ms, 0)", [y, ms])
+
+
 def test_half_in_view_for_1_1_s_is_viewable_once(page: Page, demo: Demo) -> None:
     lab(page, demo)
     ad = tid("sp-50-1100")
     product(page, ad)
-    scroll(page, 500)  # 100 of 200 px: 50%
-    page.wait_for_timeout(1100)
-    scroll(page, 0)
+    dwell(page, 500, 1100)  # 100 of 200 px: 50%, for 1.1 s
     page.wait_for_timeout(200)
     events = sync(demo, page)
     assert sorted(names(events, ad)) == sorted([RENDER, PX, VIEWABLE])
@@ -70,9 +74,7 @@ def test_half_in_view_for_0_8_s_is_not_viewable(page: Page, demo: Demo) -> None:
     lab(page, demo)
     ad = tid("sp-50-800")
     product(page, ad)
-    scroll(page, 500)
-    page.wait_for_timeout(800)
-    scroll(page, 0)
+    dwell(page, 500, 800)
     page.wait_for_timeout(700)  # long past the second the timer would have needed
     assert sorted(names(sync(demo, page), ad)) == sorted([RENDER, PX])
 
