@@ -2,9 +2,10 @@
 
     locust -f loadtests/locustfile.py --headless -u 50 -r 10 -t 30s --host http://127.0.0.1:8080
 
-Each user is a shopper browsing: a page view fires its beacons (render, the
-viewability second, interactions) as `text/plain` bodies like `sendBeacon`,
-with the proportions, duplicates and invalid share stated in `traffic.py`.
+Each user is a shopper browsing: a page view fires its beacons (on render,
+after the viewability second, on interaction; paced as `traffic.PAUSES` says)
+as `text/plain` bodies like `sendBeacon`, with the proportions, duplicates and
+invalid share stated in `traffic.py`.
 Every answer is held to the contract (DESIGN.md): 202 with the exact
 accepted / duplicates / rejected counts, or 400 when nothing in the beacon was
 valid. 429 and 503 are the gateway pushing back: counted as failures, by name.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 import random
 import sys
+import time
 from pathlib import Path
 
 from locust import FastHttpUser, between, task
@@ -41,8 +43,10 @@ class Shopper(FastHttpUser):
     @task
     def page_view(self) -> None:
         page = PageView(self.rng, self.user_id, self.record_version)
-        for beacon in page.all_beacons():
-            self.send(beacon)
+        for pause, beacons in page.stages():
+            time.sleep(pause)  # gevent-patched by locust: other users run meanwhile
+            for beacon in beacons:
+                self.send(beacon)
 
     def send(self, beacon: Beacon) -> None:
         name = "/v1/events (resent)" if beacon.resent else "/v1/events"

@@ -55,6 +55,9 @@ P_RESEND = 0.02
 P_INVALID_EVENT = 0.01
 P_INVALID_BEACON = 0.005
 MAX_BATCH = 100  # DESIGN.md: a beacon carries 1-100 events
+# Seconds before each beacon of a page view: render at once, viewable after the MRC second
+# (50% of pixels for 1 continuous second) plus scrolling, interactions a few seconds later.
+PAUSES = ((0.0, 0.0), (1.0, 2.0), (1.0, 4.0))
 
 # Event names by what happened, per ad type; every pair is checked against the catalog below.
 EVENTS: Mapping[str, Mapping[str, str]] = {
@@ -278,12 +281,23 @@ class PageView:
     def lone_invalid(self) -> Beacon:
         return Beacon([self.spoil(self.event(self.sponsored[0], "1px"))], invalid=1)
 
+    def stages(self) -> Iterator[tuple[float, list[Beacon]]]:
+        """Seconds to wait, then the beacons to send: render, viewability, interaction."""
+        makers = (self.render_events, self.viewable_events, self.interaction_events)
+        for (low, high), make in zip(PAUSES, makers, strict=True):
+            events = make()
+            if events:
+                yield self.rng.uniform(low, high), list(self._with_resends(events))
+        if self.chance(P_INVALID_BEACON):
+            yield 0.0, [self.lone_invalid()]
+
+    def _with_resends(self, events: list[dict[str, Any]]) -> Iterator[Beacon]:
+        for beacon in self.beacons(events):
+            yield beacon
+            if self.chance(P_RESEND):
+                yield Beacon(beacon.events, beacon.invalid, resent=True)
+
     def all_beacons(self) -> Iterator[Beacon]:
         """The page view's beacons in order, with the resent and lone-invalid shares."""
-        for events in (self.render_events(), self.viewable_events(), self.interaction_events()):
-            for beacon in self.beacons(events) if events else ():
-                yield beacon
-                if self.chance(P_RESEND):
-                    yield Beacon(beacon.events, beacon.invalid, resent=True)
-        if self.chance(P_INVALID_BEACON):
-            yield self.lone_invalid()
+        for _, beacons in self.stages():
+            yield from beacons
