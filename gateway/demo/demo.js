@@ -43,6 +43,19 @@ function describe(event) {
 
 let offset = 0
 
+// The gateway's own counters (/status.json): what intake answered the snippet's beacons.
+async function gatewayLine() {
+  try {
+    const s = await (await fetch('/status.json')).json()
+    const t = s.totals
+    const upstream = Object.entries(t.upstream || {}).map(([code, n]) => `${code}: ${n}`).join(', ')
+    return `gateway: accepted ${t.accepted}, duplicates ${t.duplicates}, rejected ${t.rejected}\n` +
+      `spool depth ${s.spool.depth}, upstream answers {${upstream}}\n`
+  } catch (err) {
+    return ''
+  }
+}
+
 async function poll() {
   try {
     const res = await fetch(`/demo/api/state?offset=${offset}`)
@@ -50,7 +63,7 @@ async function poll() {
     for (const item of state.received.items) line(document.getElementById('received'), describe(item.body))
     offset += state.received.count
     const t = state.stats.track
-    document.getElementById('counts').textContent =
+    document.getElementById('counts').textContent = (await gatewayLine()) +
       `sandbox track: accepted ${t.accepted}, rejected ${t.rejected}\n` +
       `distinct event_ids ${t.distinct_ids}, duplicates ${t.duplicates}`
   } catch (err) {

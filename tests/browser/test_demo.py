@@ -46,6 +46,8 @@ def test_storefront_sends_every_ad_type_through_the_gateway(page: Page, demo: De
     ]:
         assert pair in seen, pair
     assert all(data_of(e)["record_version"] == "999" for e in events)
-    # the panel shows what the sandbox accepted
+    # the panel shows what the gateway answered and what the sandbox accepted
     page.wait_for_function("document.querySelectorAll('#received li').length > 0")
+    page.wait_for_function(
+        "/gateway: accepted [1-9]/.test(document.getElementById('counts').textContent)")
     assert demo.stats()["track"]["rejected"] == 0
