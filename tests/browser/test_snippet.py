@@ -247,3 +247,42 @@ def test_consent_pending_holds_events_until_granted(page: Page, demo: Demo) -> N
 def test_the_gateway_rejected_nothing(page: Page, demo: Demo) -> None:
     assert demo.stats()["track"]["rejected"] == 0
     assert wait_for_ids(demo, []) == []
+
+
+def test_one_pixel_row_in_view_is_the_1px_impression(page: Page, demo: Demo) -> None:
+    lab(page, demo)
+    touching, one_px = tid("sp-touching"), tid("sp-1px")
+    product(page, touching, top=1000)
+    product(page, one_px, top=999, left=300)
+    scroll(page, 400)  # the viewport ends at 1000: the first ad touches it, the second shows 1 px
+    page.wait_for_timeout(1300)
+    events = sync(demo, page)
+    assert names(events, touching) == [RENDER]
+    assert sorted(names(events, one_px)) == sorted([RENDER, PX])
+
+
+def test_window_ian_observe_click_add_unobserve(page: Page, demo: Demo) -> None:
+    lab(page, demo)
+    banner, item = tid("api-banner"), tid("api-item")
+    page.evaluate("""([banner, item]) => {
+      const box = (top) => {
+        const el = document.body.appendChild(document.createElement('div'))
+        el.className = 'lab-ad'
+        el.style.cssText = `top:${top}px;width:300px;height:100px`
+        return el
+      }
+      const a = box(2000), b = box(2200)
+      ian.observe(a, {ad: 'display_banner', object_tracking_id: banner, creative_type: 'image'})
+      ian.observe(b, {ad: 'shoppable_display_item', object_tracking_id: item, product_id: '55'})
+      ian.click(a)
+      ian.addToCart(b, 3)
+      ian.unobserve(b)
+      ian.click(b)  // released: nothing
+    }""", [banner, item])
+    events = sync(demo, page)
+    assert sorted(names(events, banner)) == sorted([
+        "ian.display.viewport_viewable_begin_to_render_creative", "ian.display.click_creative"])
+    assert names(events, item) == ["ian.display.add_creative_item"] * 3
+    click = next(e for e in events if e["event"] == "ian.display.click_creative")
+    assert data_of(click)["creative_type"] == "image"
+    assert "ad" not in data_of(click)
