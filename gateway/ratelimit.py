@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from cachetools import TTLCache
 
-from gateway.asgi import Receive, Send, respond_error
+from gateway.asgi import Receive, Send, header, respond_error
 from gateway.enrich import ClientAddress
 from gateway.errors import ISSUES_CODE
 from gateway.metrics import Metrics
@@ -92,6 +92,8 @@ class RateLimit:
         address: ClientAddress,
         metrics: Metrics,
         paths: Iterable[str] = LIMITED_PATHS,
+        *,
+        allowed_origins: Iterable[str] = (),
         clock: Callable[[], float] = time.monotonic,
         max_clients: int = MAX_CLIENTS,
     ) -> None:
@@ -100,6 +102,7 @@ class RateLimit:
         self._address = address
         self._counter = metrics.rate_limited
         self._paths = frozenset(paths)
+        self._origins = frozenset(o.encode("latin-1") for o in allowed_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._limited(scope):
@@ -110,7 +113,15 @@ class RateLimit:
             await self.app(scope, receive, send)
             return
         self._counter.inc()
-        await respond_error(send, 429, MESSAGE, ISSUES_CODE, [(b"retry-after", retry_after(wait))])
+        headers = [(b"retry-after", retry_after(wait)), *self._cors(scope)]
+        await respond_error(send, 429, MESSAGE, ISSUES_CODE, headers)
+
+    def _cors(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        """The storefront may read its 429: else fetch sees a network error and retries sooner."""
+        origin = header(scope, b"origin")
+        if origin is None or origin not in self._origins:
+            return []
+        return [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
 
     def _limited(self, scope: Scope) -> bool:
         # CORS preflights pass: the browser caches them, and refusing one hides the real answer.

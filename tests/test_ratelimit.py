@@ -88,7 +88,7 @@ async def ok_app(scope: Scope, receive: Receive, send: Send) -> None:
 def limited(clock: Clock, metrics: Metrics, trusted: str = "") -> RateLimit:
     networks = [ipaddress.ip_network(trusted)] if trusted else []
     return RateLimit(ok_app, rate=1, burst=2, address=ClientAddress(networks, None),
-                     metrics=metrics, clock=clock)
+                     metrics=metrics, allowed_origins=["https://shop.example"], clock=clock)
 
 
 def client(app: Any, ip: str = "198.51.100.7") -> httpx.AsyncClient:
@@ -112,6 +112,19 @@ async def test_429_with_retry_after_and_instacart_error(clock: Clock) -> None:
         "message": "too many requests from this client; retry after the Retry-After seconds",
         "error_code": 9999}}]}
     assert counted(metrics) == 1
+
+
+async def test_a_storefront_can_read_its_429(clock: Clock) -> None:
+    async with client(limited(clock, Metrics())) as http:
+        def post(origin: str) -> Any:
+            return http.post("/v1/events", content=b"{}", headers={"Origin": origin})
+        for _ in range(2):
+            await post("https://shop.example")
+        allowed = await post("https://shop.example")
+        other = await post("https://evil.example")
+    assert allowed.status_code == other.status_code == 429
+    assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+    assert "access-control-allow-origin" not in other.headers
 
 
 async def test_recovers_after_waiting(clock: Clock) -> None:
