@@ -81,7 +81,7 @@ class Gateway:
             return RequestId(self._dispatch)
         address = ClientAddress(s.trusted_proxies, s.client_ip_header)
         return RequestId(RateLimit(self._dispatch, s.rate_limit, s.rate_burst, address,
-                                   self.parts.metrics))
+                                   self.parts.metrics, allowed_origins=s.allowed_origins))
 
     def _routes(self) -> list[Route]:
         p = self.parts
@@ -93,7 +93,8 @@ class Gateway:
             Route("/ian.{version}.js", self.snippet.versioned, methods=["GET", "HEAD"]),
             Route("/status", self.status.page, methods=["GET"]),
             Route("/status.json", self.status.json, methods=["GET"]),
-            Route("/v1/orders", OrderIntake(p.settings, p.dedupe, p.spool), methods=["POST"]),
+            Route("/v1/orders", OrderIntake(p.settings, p.dedupe, p.spool, p.metrics),
+                  methods=["POST"]),
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
