@@ -49,6 +49,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
+from gateway.settings import ConfigError
 from gateway.spool import Claimed, DeadLetter, Record, SpoolFull
 
 log = logging.getLogger(__name__)
@@ -250,25 +251,34 @@ class SqliteSpool:
     async def start(self) -> None:
         if self._writer is not None:
             return
-        writer = await asyncio.to_thread(self._open)
-        self._reader = await asyncio.to_thread(self._connect)
+        try:
+            writer = await asyncio.to_thread(self._open)
+            self._reader = await asyncio.to_thread(self._connect)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"IAN_SPOOL: cannot open {self.path!r}: {exc}") from exc
         self._writer = threading.Thread(
             target=self._write_loop, args=(writer,), name="spool-writer", daemon=True
         )
         self._writer.start()
 
     async def close(self) -> None:
-        """Commit what is queued, hand this process's leases back, stop the writer."""
+        """Commit what is queued, hand this process's leases back, stop the writer.
+
+        Close after the forwarder has stopped: a record still in flight here would be
+        claimable by another worker at once.
+        """
         if self._writer is None or self._closed:
             return
         release = self._submit(self._release_leases)
         self._closed = True
         self._queue.put(_STOP)
         self._wakeup.set()
-        await release
-        await asyncio.to_thread(self._writer.join)
-        if self._reader is not None:
-            self._reader.close()
+        try:
+            await release
+        finally:
+            await asyncio.to_thread(self._writer.join)
+            if self._reader is not None:
+                self._reader.close()
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: transactions are ours (BEGIN IMMEDIATE / COMMIT), not the module's.
@@ -283,7 +293,7 @@ class SqliteSpool:
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode != "wal":
             conn.close()
-            raise RuntimeError(f"IAN_SPOOL: {self.path} cannot use WAL (journal_mode={mode})")
+            raise ConfigError(f"IAN_SPOOL: {self.path!r} cannot use WAL (journal_mode={mode})")
         # The WAL file is truncated back to this size after a checkpoint.
         conn.execute("PRAGMA journal_size_limit = 67108864")
         conn.execute("BEGIN IMMEDIATE")
