@@ -367,7 +367,8 @@ td.count { text-align: right; font-variant-numeric: tabular-nums; width: 70px; }
   ];
   var STATUS_COLORS = { "2": "#1a7f37", "4": "#bc4c00", "5": "#cf222e", "0": "#59636e" };
   var CHARTS = [
-    { id: "intake", title: "Intake events / s", unit: "/s", series: function (s) { return [
+    { id: "intake", title: "Intake: events and orders / s", unit: "/s",
+      series: function (s) { return [
       ["accepted", s.accepted, "#1a7f37"], ["duplicates", s.duplicates, "#0969da"],
       ["rejected", s.rejected, "#cf222e"]]; } },
     { id: "upstream", title: "Upstream answers / s by status", unit: "/s", series: function (s) {
