@@ -13,6 +13,7 @@ Admin API (no token, loopback):
     GET|PUT /_sandbox/faults        error_rate, status, latency_ms, outage, retry_after_s,
                                     drop_rate, seed
     GET|POST /_sandbox/clock        {"advance_s": 600} moves order lifecycles (doc 004)
+    GET|PUT /_sandbox/tokens        {"ttl": 2}: lifetime of tokens issued from now on
     POST /_sandbox/tokens/expire    revokes every token: the next call gets a 401
     GET  /_sandbox/orders[/{id}]    orders in document 004's shape
     POST /_sandbox/orders/{id}/cancel  {"reason": "shopper_driven"}

@@ -82,6 +82,19 @@ class Admin:
         return json_response(200, {"now": iso(clock.now()),
                                     "offset_s": clock.offset.total_seconds()})
 
+    async def tokens(self, request: Request) -> Response:
+        """`GET` the token lifetime and live count; `PUT {"ttl": 2}` for tokens issued next."""
+        tokens = self.sandbox.tokens
+        if request.method == "PUT":
+            body = json_body(request)
+            if isinstance(body, Response):
+                return body
+            ttl = body.get("ttl")
+            if not isinstance(ttl, int | float) or isinstance(ttl, bool) or ttl <= 0:
+                return bad("must be a number > 0", "ttl")
+            tokens.ttl = float(ttl)
+        return json_response(200, {"ttl": tokens.ttl, "active": len(tokens.expiry)})
+
     async def expire_tokens(self, request: Request) -> Response:
         return json_response(200, {"expired": self.sandbox.tokens.expire_all()})
 

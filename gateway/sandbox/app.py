@@ -79,6 +79,7 @@ class Sandbox:
             "/_sandbox/faults": Route({"GET": admin.get_faults, "PUT": admin.put_faults},
                                       False, False),
             "/_sandbox/clock": Route({"GET": admin.clock, "POST": admin.clock}, False, False),
+            "/_sandbox/tokens": Route({"GET": admin.tokens, "PUT": admin.tokens}, False, False),
             "/_sandbox/tokens/expire": Route({"POST": admin.expire_tokens}, False, False),
             "/_sandbox/reset": Route({"POST": admin.reset}, False, False),
             "/_sandbox/orders": Route({"GET": admin.orders}, False, False),

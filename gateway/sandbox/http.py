@@ -17,7 +17,8 @@ from gateway.types import JSON, Error, Message, Scope
 
 MAX_BODY = 1 << 20  # a Connect request is a few KiB; a MiB is plenty and bounds memory
 
-JSON_HEADERS: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"application/json"),)
+Headers = tuple[tuple[bytes, bytes], ...]
+JSON_HEADERS: Headers = ((b"content-type", b"application/json"),)
 
 
 class BodyTooLarge(Exception):
@@ -55,9 +56,6 @@ class Request:
     def json(self) -> Any:
         """The body as JSON; raises `orjson.JSONDecodeError` when it is not."""
         return orjson.loads(self.body)
-
-
-Headers = tuple[tuple[bytes, bytes], ...]
 
 
 class Response:
@@ -107,17 +105,17 @@ async def read_body(receive: Any) -> bytes:
     """The whole request body; raises `BodyTooLarge` past `MAX_BODY`."""
     message = await receive()
     body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        return body
+    if not message.get("more_body", False) and len(body) <= MAX_BODY:
+        return body  # the usual case: one message
     chunks = [body]
     size = len(body)
-    while message.get("more_body", False):
+    while size <= MAX_BODY and message.get("more_body", False):
         message = await receive()
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY:
-            raise BodyTooLarge
         chunks.append(chunk)
+    if size > MAX_BODY:
+        raise BodyTooLarge
     return b"".join(chunks)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from gateway.sandbox import Sandbox
 
-from .bodies import order_created, track_event
+from .bodies import CREDENTIALS, order_created, track_event
 
 
 async def test_seed_lists_users_stores_catalog_and_holds(client: httpx.AsyncClient) -> None:
@@ -91,3 +91,12 @@ async def test_unknown_paths_and_methods(client: httpx.AsyncClient) -> None:
 async def test_a_huge_body_is_413(client: httpx.AsyncClient) -> None:
     answer = await client.post("/v2/ian/track", content=b"x" * (2 << 20))
     assert answer.status_code == 413
+
+
+async def test_token_lifetime_can_change_at_run_time(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/_sandbox/tokens")).json() == {"ttl": 86400.0, "active": 1}
+    assert (await client.put("/_sandbox/tokens", json={"ttl": 2})).json()["ttl"] == 2
+    answer = await client.post("/v2/oauth/token", json=CREDENTIALS)
+    assert answer.json()["expires_in"] == 2
+    bad = await client.put("/_sandbox/tokens", json={"ttl": 0})
+    assert bad.json()["errors"][0]["meta"] == {"key": "ttl"}
