@@ -8,6 +8,7 @@ is sent only once the spool has them (202), and never waits on the upstream.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ MAX_BODY = 64 * 1024  # DESIGN.md: body over 64 KiB -> 413
 MAX_BATCH = 100  # DESIGN.md: {"events": [...]} with 1-100 events
 CONTENT_TYPES = frozenset({"text/plain", "application/json"})  # text/plain: sendBeacon
 PREFLIGHT_MAX_AGE = b"7200"  # Chromium caps Access-Control-Max-Age at 2 hours
+_INDEX = re.compile(r"\[[0-9]+\]")
 # IAN_DROP_BOTS: a bot's event is rejected in the answer, never dropped silently.
 BOT_DROPPED = invalid("is a bot user agent; not forwarded (IAN_DROP_BOTS)", "user_agent")
 
@@ -59,6 +61,33 @@ class Outcome:
 
     def answer(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+
+    def count(self, metrics: Metrics, kind: str) -> None:
+        """Outcomes and reject keys into the metrics (item indexes folded: `items[]`)."""
+        metrics.events.labels(kind, "accepted").inc(self.accepted)
+        metrics.events.labels(kind, "duplicate").inc(self.duplicates)
+        metrics.events.labels(kind, "rejected").inc(len(self.rejected))
+        for rejected in self.rejected:
+            for err in rejected["errors"]:
+                key = _INDEX.sub("[]", err.get("meta", {}).get("key", ""))
+                metrics.rejects.labels(key, str(err["error"]["error_code"])).inc()
+
+
+async def spool_new(spool: Spool, dedupe: Dedupe, fresh: list[Record], outcome: Outcome) -> None:
+    """Put the new records in one call; those the spool already knew are duplicates.
+
+    On SpoolFull their keys are forgotten again, so the client's retry counts as new.
+    """
+    if not fresh:
+        return
+    try:
+        stored = await spool.put(fresh)
+    except SpoolFull:
+        dedupe.forget(record.key for record in fresh)
+        raise
+    new = sum(stored)
+    outcome.accepted += new
+    outcome.duplicates += len(stored) - new
 
 
 class Malformed(Exception):
@@ -155,17 +184,14 @@ class Intake:
                 errors = [BOT_DROPPED]
             if errors:
                 outcome.reject(index, errors)
-                self._count_rejects(errors)
                 continue
             key = self._key(event)
             if self._dedupe.is_duplicate(key):
                 outcome.duplicates += 1
                 continue
             fresh.append(Record("track", key, orjson.dumps(event), user_agent))
-        await self._store(fresh, outcome)
-        self._metrics.events.labels("track", "accepted").inc(outcome.accepted)
-        self._metrics.events.labels("track", "duplicate").inc(outcome.duplicates)
-        self._metrics.events.labels("track", "rejected").inc(len(outcome.rejected))
+        await spool_new(self._spool, self._dedupe, fresh, outcome)
+        outcome.count(self._metrics, "track")
         return outcome
 
     @staticmethod
@@ -174,23 +200,6 @@ class Intake:
         found = ad_data(event)
         assert found is not None, "a valid event has exactly one *_data object"
         return str(found[1]["event_id"]).lower()
-
-    async def _store(self, fresh: list[Record], outcome: Outcome) -> None:
-        if not fresh:
-            return
-        try:
-            stored = await self._spool.put(fresh)
-        except SpoolFull:
-            self._dedupe.forget(record.key for record in fresh)
-            raise
-        new = sum(stored)
-        outcome.accepted += new
-        outcome.duplicates += len(stored) - new
-
-    def _count_rejects(self, errors: list[Error]) -> None:
-        for err in errors:
-            key = err.get("meta", {}).get("key", "")
-            self._metrics.rejects.labels(key, str(err["error"]["error_code"])).inc()
 
     async def _answer_error(
         self, send: Send, status: int, message: str, headers: list[Any] | None = None

@@ -6,10 +6,19 @@ event's age) are set by `refresh` just before a scrape.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# `*_created` samples double every series and tell a scraper nothing it needs here.
+disable_created_metrics()
 
 
 class Metrics:

@@ -30,7 +30,8 @@ from gateway.asgi import (
 )
 from gateway.dedupe import Dedupe
 from gateway.errors import ISSUES_CODE, issues
-from gateway.intake import Malformed, Outcome
+from gateway.intake import Malformed, Outcome, spool_new
+from gateway.metrics import Metrics
 from gateway.orders import order_key, validate_order
 from gateway.settings import Settings
 from gateway.spool import Record, Spool, SpoolFull
@@ -77,19 +78,27 @@ def bearer(value: bytes | None) -> bytes | None:
 
 
 class OrderIntake:
-    def __init__(self, settings: Settings, dedupe: Dedupe, spool: Spool) -> None:
+    def __init__(self, settings: Settings, dedupe: Dedupe, spool: Spool, metrics: Metrics) -> None:
         self._dedupe = dedupe
         self._spool = spool
+        self._metrics = metrics
         # IAN_ORDERS_API_KEYS, as bytes once; empty: every request is refused.
         self._keys = tuple(key.encode() for key in settings.orders_api_keys)
         self._challenge = [(b"www-authenticate", b'Bearer realm="ian-gateway orders"')]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        status = await self._answer(scope, receive, send)
+        self._metrics.requests.labels("orders", str(status)).inc()
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """Answers the request; returns the status it answered."""
         if scope["method"] != "POST":
-            return await respond_error(send, 405, "use POST", ISSUES_CODE, [(b"allow", b"POST")])
+            await respond_error(send, 405, "use POST", ISSUES_CODE, [(b"allow", b"POST")])
+            return 405
         if not self._authorized(header(scope, b"authorization")):
-            return await respond_error(send, 401, UNAUTHORIZED, ISSUES_CODE, self._challenge)
-        await self._post(scope, receive, send)
+            await respond_error(send, 401, UNAUTHORIZED, ISSUES_CODE, self._challenge)
+            return 401
+        return await self._post(scope, receive, send)
 
     def _authorized(self, authorization: bytes | None) -> bool:
         """Constant-time against every key, so timing tells nothing about which one is near."""
@@ -101,22 +110,27 @@ class OrderIntake:
             matched |= hmac.compare_digest(token, key)
         return matched
 
-    async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _post(self, scope: Scope, receive: Receive, send: Send) -> int:
         kind, charset = media_type(header(scope, b"content-type"))
         if kind != "application/json" or charset not in (None, "utf-8", "utf8"):
-            return await respond_error(send, 415, WRONG_TYPE, ISSUES_CODE)
+            await respond_error(send, 415, WRONG_TYPE, ISSUES_CODE)
+            return 415
         try:
             orders = orders_of(await read_body(scope, receive, MAX_BODY))
         except BodyTooLarge:
-            return await respond_error(send, 413, TOO_LARGE, ISSUES_CODE)
+            await respond_error(send, 413, TOO_LARGE, ISSUES_CODE)
+            return 413
         except Malformed:
-            return await respond_errors(send, 400, [issues()])
+            await respond_errors(send, 400, [issues()])
+            return 400
         try:
             outcome = await self.accept(orders, datetime.now(UTC))
         except SpoolFull as full:
             retry = [(b"retry-after", str(full.retry_after).encode())]
-            return await respond_error(send, 503, SPOOL_FULL, ISSUES_CODE, retry)
+            await respond_error(send, 503, SPOOL_FULL, ISSUES_CODE, retry)
+            return 503
         await respond(send, outcome.status, outcome.answer())
+        return outcome.status
 
     async def accept(self, orders: list[Any], now: datetime) -> Outcome:
         """validate -> dedupe each order, then spool the new ones together."""
@@ -132,17 +146,6 @@ class OrderIntake:
                 outcome.duplicates += 1
                 continue
             fresh.append(Record(KIND, key, orjson.dumps(order), user_agent=""))
-        stored = await self._store(fresh)
-        outcome.accepted += sum(stored)
-        outcome.duplicates += len(stored) - sum(stored)
+        await spool_new(self._spool, self._dedupe, fresh, outcome)
+        outcome.count(self._metrics, KIND)
         return outcome
-
-    async def _store(self, fresh: list[Record]) -> list[bool]:
-        """Per record, True if new; on SpoolFull the keys are forgotten so a retry is new."""
-        if not fresh:
-            return []
-        try:
-            return await self._spool.put(fresh)
-        except SpoolFull:
-            self._dedupe.forget(record.key for record in fresh)
-            raise

@@ -28,6 +28,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from gateway.dedupe import Dedupe
+from gateway.metrics import Metrics
 from gateway.order_import import (
     Fatal,
     Line,
@@ -224,7 +225,7 @@ def parse(*argv: str) -> argparse.Namespace:
 @pytest.fixture
 def intake() -> Iterator[tuple[ThreadServer, MemorySpool]]:
     spool = MemorySpool(max_records=100_000, dedupe_ttl=900)
-    orders = OrderIntake(Settings(orders_api_keys=(KEY,)), Dedupe(900, 100_000), spool)
+    orders = OrderIntake(Settings(orders_api_keys=(KEY,)), Dedupe(900, 100_000), spool, Metrics())
     app = Starlette(routes=[Route("/v1/orders", orders, methods=["POST"])])
     with thread_server(app) as server:
         yield server, spool

@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from gateway.dedupe import Dedupe
+from gateway.metrics import Metrics
 from gateway.order_intake import MAX_BATCH, MAX_BODY, UNAUTHORIZED, OrderIntake
 from gateway.settings import Settings
 from gateway.spool import Record, SpoolFull
@@ -68,7 +69,7 @@ def dedupe() -> Dedupe:
 
 @pytest.fixture
 async def client(spool: MemorySpool, dedupe: Dedupe) -> AsyncIterator[httpx.AsyncClient]:
-    intake = OrderIntake(Settings(orders_api_keys=("other-key", KEY)), dedupe, spool)
+    intake = OrderIntake(Settings(orders_api_keys=("other-key", KEY)), dedupe, spool, Metrics())
     transport = httpx.ASGITransport(app=intake)
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
         yield http
@@ -211,7 +212,7 @@ async def test_any_configured_key_and_scheme_case(client: httpx.AsyncClient) -> 
 
 
 async def test_no_keys_configured_refuses_everyone(spool: MemorySpool, dedupe: Dedupe) -> None:
-    intake = OrderIntake(Settings(orders_api_keys=()), dedupe, spool)
+    intake = OrderIntake(Settings(orders_api_keys=()), dedupe, spool, Metrics())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=intake),
                                  base_url="http://gw") as http:
         answer = await post(http, make_order(), {"Authorization": "Bearer "})
@@ -252,7 +253,7 @@ async def test_other_methods_405(client: httpx.AsyncClient) -> None:
 
 async def test_spool_full_is_503_and_forgets(dedupe: Dedupe) -> None:
     intake = OrderIntake(Settings(orders_api_keys=(KEY,)), dedupe,
-                         FullSpool(max_records=10, dedupe_ttl=900))
+                         FullSpool(max_records=10, dedupe_ttl=900), Metrics())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=intake),
                                  base_url="http://gw") as http:
         answer = await post(http, make_order())
@@ -377,3 +378,20 @@ def test_e2e_wrong_key_is_401_and_nothing_arrives(spawn: Spawn, http: httpx.Clie
     bodies = received(http, sandbox_url, 1)
     assert [b["properties"]["order_id"] for b in bodies] == ["yes"]
     assert KEY not in gateway.output() and "wrong-key" not in gateway.output()
+
+
+async def test_orders_are_counted_in_the_metrics(spool: MemorySpool, dedupe: Dedupe) -> None:
+    metrics = Metrics()
+    intake = OrderIntake(Settings(orders_api_keys=(KEY,)), dedupe, spool, metrics)
+    bad = make_order("o-2")
+    del bad["properties"]["order_items"][0]["ordered_quantity"]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=intake),
+                                 base_url="http://gw") as http:
+        order = make_order("o-1")
+        await post(http, {"orders": [order, order, bad]})
+    text = metrics.render().decode()
+    assert 'ian_intake_events_total{kind="order_log",outcome="accepted"} 1.0' in text
+    assert 'ian_intake_events_total{kind="order_log",outcome="duplicate"} 1.0' in text
+    assert ('ian_intake_rejects_total{code="1001",'
+            'key="properties.order_items[].ordered_quantity"} 1.0') in text
+    assert 'ian_intake_requests_total{endpoint="orders",status="202"} 1.0' in text
