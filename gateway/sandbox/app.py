@@ -95,6 +95,12 @@ class Sandbox:
         ]
         return exact, patterns
 
+    def set_faults(self, **settings: Any) -> FaultConfig:
+        """In-process twin of `PUT /_sandbox/faults`: `sandbox.set_faults(outage=True)`."""
+        config = FaultConfig.from_json(settings)
+        self.faults.set(config)
+        return config
+
     def reset(self) -> None:
         self.store.reset()
         self.orders.reset()

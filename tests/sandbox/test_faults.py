@@ -144,7 +144,7 @@ async def test_bad_fault_settings_are_400(client: httpx.AsyncClient, faults: dic
     assert (await client.get("/_sandbox/faults")).json()["outage"] is False
 
 
-async def test_in_process_a_drop_raises(client: httpx.AsyncClient) -> None:
-    await client.put("/_sandbox/faults", json={"drop_rate": 1.0})
+async def test_in_process_a_drop_raises(client: httpx.AsyncClient, sandbox: Sandbox) -> None:
+    sandbox.set_faults(drop_rate=1.0)
     with pytest.raises(Dropped):
         await client.post("/v2/ian/track", json=track_event())
