@@ -35,6 +35,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import bench_profile
 import bench_report
 import bench_stub
 from bench_e2e import Driver
@@ -54,6 +55,7 @@ class Options:
     pin: bool
     gateway: bool
     env: Mapping[str, str]
+    profile: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ class Bench:
         self.stub_dir = workdir / "stub"
         self.stub_url = ""
         self._serial = 0
+        self.gateway_pid: int | None = None
 
     # -- wrk ---------------------------------------------------------------------------------
 
@@ -127,12 +130,25 @@ class Bench:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
         return parse_wrk(done.stdout + done.stderr)
 
-    def measure(self, url: str, script: Script, connections: int | None = None) -> dict[str, float]:
-        """A warm-up run, thrown away, then the measured run."""
+    def measure(self, url: str, script: Script, connections: int | None = None,
+                profile_as: str | None = None) -> dict[str, Any]:
+        """A warm-up run, thrown away, then the measured run (sampled by py-spy if asked)."""
         connections = connections or self.options.connections
         if self.options.warmup > 0:
             self.wrk(url, script, connections, self.options.warmup)
-        return self.wrk(url, script, connections, self.options.duration)
+        recording = self.record(profile_as, self.options.duration - 1)
+        figures: dict[str, Any] = self.wrk(url, script, connections, self.options.duration)
+        if recording is not None:
+            figures["profile"] = recording.finish()
+        return figures
+
+    def record(self, name: str | None, seconds: float) -> bench_profile.Recording | None:
+        if not (name and self.options.profile and self.gateway_pid):
+            return None
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        out = bench_report.RESULTS / "profiles" / f"{stamp}-{name}.pyspy.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return bench_profile.Recording(self.gateway_pid, seconds, out)
 
     # -- the upstream stub and the baselines --------------------------------------------------
 
@@ -206,6 +222,7 @@ class Bench:
         argv = [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1",
                 "--port", str(port), "--workers", "1"]
         proc = self.procs.start(name, argv, self.cpus.server, env=env, port=port, cwd=ROOT)
+        self.gateway_pid = proc.pid
         url = f"http://127.0.0.1:{port}"
         wait_ready(url)
         return proc, url
@@ -234,7 +251,7 @@ class Bench:
 
     def intake_1(self, url: str) -> dict[str, Any]:
         verified = self.verify(url)
-        figures: dict[str, Any] = self.measure(url + PATH, Script(events=1))
+        figures = self.measure(url + PATH, Script(events=1), profile_as="intake-1")
         return {**figures, "verify": verified}
 
     def intake_20(self, url: str) -> dict[str, float]:
@@ -246,8 +263,12 @@ class Bench:
 
     def end_to_end(self, url: str) -> dict[str, Any]:
         driver = Driver(url, lambda: bench_stub.received(self.stub_dir))
-        return asyncio.run(driver.run(settle=max(5.0, self.options.warmup),
-                                      duration=self.options.duration))
+        settle = max(5.0, self.options.warmup)
+        recording = self.record("e2e", settle + self.options.duration - 1)
+        result = asyncio.run(driver.run(settle=settle, duration=self.options.duration))
+        if recording is not None:
+            result["profile"] = recording.finish()
+        return result
 
     def gateway(self) -> dict[str, Any]:
         results: dict[str, Any] = {}
@@ -339,12 +360,16 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--connections", type=int, default=64, help="wrk connections at max rate")
     parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     parser.add_argument("--baselines-only", action="store_true", help="skip the gateway")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the gateway with py-spy (intake and end-to-end runs)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the gateway (repeatable)")
     args = parser.parse_args(argv)
     env = dict(item.split("=", 1) for item in args.env)
+    if args.profile and not bench_profile.available():
+        parser.error("--profile needs py-spy: pip install py-spy")
     return Options(args.duration, args.warmup, args.connections, not args.no_pin,
-                   not args.baselines_only, env)
+                   not args.baselines_only, env, args.profile)
 
 
 def _terminate(signum: int, _: FrameType | None) -> None:

@@ -137,6 +137,18 @@ def table(header: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def profiles(results: Mapping[str, Any]) -> list[str]:
+    """The py-spy summaries of a `--profile` run, as text."""
+    found = [(step, dig(results, "gateway", step, "profile")) for step in ("intake_1", "e2e")]
+    return [f"{step}: {render_profile(summary)}" for step, summary in found if summary]
+
+
+def render_profile(summary: Mapping[str, Any]) -> str:
+    lines = [f"py-spy, {summary.get('samples', 0)} samples, top by own time:"]
+    lines += [f"  {share:5.1f}%  {frame}" for frame, share in summary.get("own", [])]
+    return "\n".join(lines)
+
+
 def render(results: Mapping[str, Any]) -> str:
     verdicts = [
         [v["label"], _num(v["value"], 2), v["target"],
@@ -146,6 +158,7 @@ def render(results: Mapping[str, Any]) -> str:
     return "\n\n".join([
         table(["measurement", "value", "unit", "note"], rows(results)),
         table(["ratio / target", "value", "target", "verdict"], verdicts),
+        *profiles(results),
     ])
 
 

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "loadtests"))
 import bench
 import bench_e2e
 import bench_lua
+import bench_profile
 import bench_report
 import bench_stub
 
@@ -143,3 +144,13 @@ def test_options_and_cpu_plan() -> None:
     options = bench.parse_args(["--duration", "3", "--env", "IAN_X=1=2", "--no-pin"])
     assert options.duration == 3.0 and options.env == {"IAN_X": "1=2"} and not options.pin
     assert bench.Cpus.plan(pin=False) == bench.Cpus(None, None)
+
+
+def test_py_spy_stacks_are_summarized_by_own_and_inclusive_time() -> None:
+    raw = "main;handle;commit 6\nmain;handle;uuid4 3\nmain;idle 1\n"
+    summary = bench_profile.summarize(raw, top=2)
+    assert summary["samples"] == 10
+    assert summary["own"] == [("commit", 60.0), ("uuid4", 30.0)]
+    assert summary["inclusive"][0] == ("main", 100.0)
+    text = bench_report.render({**results(), "gateway": {"e2e": {"profile": summary}}})
+    assert "60.0%  commit" in text
