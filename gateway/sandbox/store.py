@@ -17,6 +17,7 @@ from gateway.orders import order_key
 from gateway.types import JSON
 
 KINDS = ("track", "order_log", "delivery")
+DUPLICATE_SAMPLE = 20
 
 # Headers a record never keeps: the token is a secret, the rest is transport noise.
 UNRECORDED = frozenset({b"authorization", b"cookie", b"content-length", b"host", b"connection"})
@@ -71,10 +72,19 @@ class KindStats:
     rejected: int = 0
     duplicates: int = 0
     ids: set[str] = field(default_factory=set)
+    duplicate_ids: list[str] = field(default_factory=list)  # the first few, for debugging
 
     def as_json(self) -> JSON:
         return {"accepted": self.accepted, "rejected": self.rejected,
                 "distinct_ids": len(self.ids), "duplicates": self.duplicates}
+
+    def seen(self, record_id: str) -> None:
+        if record_id not in self.ids:
+            self.ids.add(record_id)
+            return
+        self.duplicates += 1
+        if len(self.duplicate_ids) < DUPLICATE_SAMPLE:
+            self.duplicate_ids.append(record_id)
 
 
 class Store:
@@ -108,12 +118,8 @@ class Store:
         stats = self._stats[record.kind]
         stats.accepted += 1
         record_id = ID_OF[record.kind](record.body)
-        if record_id is None:
-            return
-        if record_id in stats.ids:
-            stats.duplicates += 1
-        else:
-            stats.ids.add(record_id)
+        if record_id is not None:
+            stats.seen(record_id)
 
     def received(self, kind: str | None, offset: int = 0, limit: int | None = None) -> list[JSON]:
         chosen = [r for r in self.records if kind is None or r.kind == kind][offset:]
@@ -122,7 +128,12 @@ class Store:
         return [record.as_json() for record in chosen]
 
     def stats_json(self) -> dict[str, Any]:
-        return {kind: stats.as_json() for kind, stats in self.stats.items()}
+        """Counts per kind, and a sample of the ids seen twice or more."""
+        stats = self.stats
+        answer: dict[str, Any] = {kind: kind_stats.as_json() for kind, kind_stats in stats.items()}
+        answer["duplicate_ids"] = {kind: s.duplicate_ids for kind, s in stats.items()
+                                   if s.duplicate_ids}
+        return answer
 
     def reset(self) -> None:
         self.records = []

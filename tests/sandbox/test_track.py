@@ -130,8 +130,10 @@ async def test_stats_count_duplicates_by_event_id(
     for event in (first, second, first, first):
         await client.post("/v2/ian/track", json=event)
     await client.post("/v2/ian/track", json=broken({"ad_id": "nope"}))
-    stats = (await client.get("/_sandbox/stats")).json()["track"]
-    assert stats == {"accepted": 4, "rejected": 1, "distinct_ids": 2, "duplicates": 2}
+    stats = (await client.get("/_sandbox/stats")).json()
+    assert stats["track"] == {"accepted": 4, "rejected": 1, "distinct_ids": 2, "duplicates": 2}
+    event_id = first["data"]["sponsored_product_data"]["event_id"]
+    assert stats["duplicate_ids"] == {"track": [event_id, event_id]}
 
 
 async def test_unknown_fields_pass_through_to_the_record(client: httpx.AsyncClient) -> None:
