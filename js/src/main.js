@@ -67,7 +67,7 @@ const find = (el, tag) => (el.matches(tag) ? el : el.querySelector(tag))
 function check(el) {
   const st = ads.get(el)
   if (!st) return
-  const v = st.video_ && find(el, 'video')
+  const v = st.video_ && st.target_ // the player, when the video ad has one
   clearTimeout(st.to_)
   const left = st.timer_(performance.now(), st.ratio_, st.area_, doc.visibilityState == 'visible',
     v && !v.paused && v.readyState > 2) // HTML: an ended video is paused
@@ -87,13 +87,14 @@ function rendered(el) {
 
 const io = new IntersectionObserver((entries) => {
   for (const e of entries) {
-    const st = ads.get(e.target)
+    const el = e.target.ianAd_ // the ad of the watched element
+    const st = ads.get(el)
     if (!st) continue
     const box = e.boundingClientRect
     st.ratio_ = e.intersectionRatio // 0 when out of view
     st.area_ = box.width * box.height
-    if (st.ratio_ > 0) emit(e.target, PX) // some pixels of the ad are in the viewport
-    check(e.target)
+    if (st.ratio_ > 0) emit(el, PX) // some pixels of the ad are in the viewport
+    check(el)
   }
 // 1e-9: the first pixel in view crosses it; 0.3 and 0.5: the MRC shares
 }, { threshold: [0, 1e-9, 0.3, 0.5] })
@@ -102,8 +103,12 @@ function observe(el, fields = {}) {
   const type = fields.ad || el.getAttribute('data-ian-ad')
   if (ads.has(el) || !NAMES[type]) return
   const video = type == 'shoppable_video'
-  ads.set(el, { type_: type, fields_: fields, ratio_: 0, area_: 0, video_: video, timer_: viewTimer(video) })
-  io.observe(el)
+  // MRC: a video ad is measured on its player, when it has one
+  const target = (video && find(el, 'video')) || el
+  // ratio_ and area_ stay undefined (not in view) until the first intersection entry
+  ads.set(el, { type_: type, fields_: fields, video_: video, timer_: viewTimer(video), target_: target })
+  target.ianAd_ = el
+  io.observe(target)
   rendered(el)
 }
 
@@ -111,7 +116,7 @@ function unobserve(el) {
   const st = ads.get(el)
   if (!st) return
   clearTimeout(st.to_)
-  io.unobserve(el)
+  io.unobserve(st.target_)
   ads.delete(el)
 }
 

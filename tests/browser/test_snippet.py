@@ -125,7 +125,8 @@ def test_large_ad_is_viewable_at_30_percent(page: Page, demo: Demo) -> None:
     assert "ian.display.viewport_1px_creative" in names(events, small)
 
 
-VIDEO = '<video src="/demo/ad.webm" width="400" height="225" muted preload="auto"></video>'
+VIDEO = ('<video src="/demo/ad.webm" width="400" height="225" muted preload="auto"'
+         ' style="display:block"></video>')
 
 
 def test_paused_video_is_never_viewable_playing_one_is(page: Page, demo: Demo) -> None:
@@ -286,3 +287,22 @@ def test_window_ian_observe_click_add_unobserve(page: Page, demo: Demo) -> None:
     click = next(e for e in events if e["event"] == "ian.display.click_creative")
     assert data_of(click)["creative_type"] == "image"
     assert "ad" not in data_of(click)
+
+
+def test_video_is_measured_on_its_player(page: Page, demo: Demo) -> None:
+    lab(page, demo)
+    ad = tid("video-player")
+    page.evaluate("([a, b, h]) => { lab.ad(a, b, h) }", [
+        {"ad": "shoppable_video", "tracking-id": ad, "creative-type": "video"},
+        {"top": 1000, "width": 400, "height": 450},  # the player on top, 225 px of items below
+        VIDEO + '<div style="height:225px">items</div>'])
+    page.wait_for_function("document.querySelector('video').readyState >= 2")
+    scroll(page, 1225)  # half of the ad in view, but none of its player
+    page.evaluate("document.querySelector('video').play()")
+    page.wait_for_timeout(2500)
+    assert names(sync(demo, page), ad) == ["ian.display.viewport_video_begin_to_render"]
+    scroll(page, 900)  # the whole player
+    page.wait_for_timeout(2300)
+    assert sorted(names(sync(demo, page), ad)) == sorted([
+        "ian.display.viewport_video_begin_to_render", "ian.display.viewport_1px_video",
+        "ian.display.viewport_video_viewable"])
