@@ -15,6 +15,10 @@ Stream fields: `r` the record (a JSON header `[kind, key, user_agent]`, a
 newline, the body), `n` upstream attempts so far, `e` enqueued at (unix ms).
 A delayed entry is the sorted-set member `<32 hex token><n>:<e>:<r>`.
 
+`max_records` is checked before each put (XLEN + ZCARD), not atomically with
+it: concurrent puts may pass it by their own size, which is what it is for
+(back-pressure), not an exact quota.
+
 Durability is Redis's own: run it with `appendonly yes` (`appendfsync everysec`
 loses at most about a second of acknowledged events on a power loss).
 """
