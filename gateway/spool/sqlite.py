@@ -350,7 +350,7 @@ class SqliteSpool:
     def _gather(self) -> tuple[list[_Op[Any]], bool]:
         """What is queued now (after the first, waiting at most `linger`), up to `max_batch`."""
         try:
-            first = self._queue.get(timeout=self._purge_interval())
+            first = self._queue.get(timeout=self._until_housekeeping())
         except queue.Empty:
             return [], False
         if first is _STOP:
@@ -392,25 +392,28 @@ class SqliteSpool:
         stored = iter(self._store(conn, [op.records for op in batch if op.work is None]))
         return [next(stored) if op.work is None else (op.work(conn), None) for op in batch]
 
+    def _until_housekeeping(self) -> float:
+        return max(self._keys_purged + self._purge_interval() - time.monotonic(), 0.0)
+
     def _purge_interval(self) -> float:
         return max(min(60.0, self._ttl), 0.05)
 
     def _housekeeping(self, conn: sqlite3.Connection) -> None:
-        """Forget expired dedupe keys now and then, in chunks so the lock is held briefly."""
+        """Forget expired dedupe keys now and then, one chunk per pass so puts queued
+        meanwhile are committed between chunks, not after the whole purge."""
         if time.monotonic() - self._keys_purged < self._purge_interval():
             return
-        self._keys_purged = time.monotonic()
         try:
-            while True:
-                conn.execute("BEGIN IMMEDIATE")
-                deleted = conn.execute(FORGET_EXPIRED_KEYS, (time.time(), KEY_PURGE_CHUNK)).rowcount
-                conn.execute("COMMIT")
-                if deleted < KEY_PURGE_CHUNK:
-                    return
+            conn.execute("BEGIN IMMEDIATE")
+            deleted = conn.execute(FORGET_EXPIRED_KEYS, (time.time(), KEY_PURGE_CHUNK)).rowcount
+            conn.execute("COMMIT")
         except sqlite3.Error as exc:
             log.warning("could not forget expired dedupe keys: %s", exc)
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            deleted = 0
+        if deleted < KEY_PURGE_CHUNK:  # all gone: next purge after the interval
+            self._keys_purged = time.monotonic()
 
     # -- work run by the writer, inside the batch's transaction -------------
 
