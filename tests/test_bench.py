@@ -154,3 +154,9 @@ def test_py_spy_stacks_are_summarized_by_own_and_inclusive_time() -> None:
     assert summary["inclusive"][0] == ("main", 100.0)
     text = bench_report.render({**results(), "gateway": {"e2e": {"profile": summary}}})
     assert "60.0%  commit" in text
+
+
+def test_static_script_builds_one_body_for_the_ceiling() -> None:
+    lua = bench_lua.lua_script(bench_lua.Script(static=True))
+    assert "wrk.body = table.concat(PARTS" in lua
+    assert "function request()" not in lua
