@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 
 from gateway import __version__, deadletters, demo, order_import, sandbox, snippet
+from gateway.logs import configure_logging
 from gateway.settings import ConfigError, Settings, markdown_table
 
 
@@ -29,15 +30,17 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     try:
-        Settings.from_env(os.environ).require_upstream()
+        settings = Settings.from_env(os.environ)
+        settings.require_upstream()
     except ConfigError as exc:
         print(f"ian-gateway: {exc}", file=sys.stderr)
         return 2
+    configure_logging(settings)  # the parent process's lines too, in the same format
     uvicorn.run(
         "gateway.app:create_app_from_env", factory=True, host=args.host, port=args.port,
         workers=args.workers, log_level=args.log_level, loop="uvloop", http="httptools",
         timeout_graceful_shutdown=20, proxy_headers=False, server_header=False,
-        access_log=False,
+        access_log=False, log_config=None,
     )
     return 0
 
