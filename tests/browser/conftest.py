@@ -1,6 +1,6 @@
 """Real Chromium against a real `ian-gateway demo` (gateway + sandbox + storefront).
 
-One demo process and one browser per module; a fresh browser context per test.
+One demo process and one browser for the package; a fresh browser context per test.
 Assertions go through the sandbox's inspection endpoint: what Instacart would have
 received after the snippet, the gateway's intake, spool and forwarder.
 """
@@ -41,7 +41,7 @@ class Demo:
         return dict(httpx.get(f"{self.sandbox}/_sandbox/stats", timeout=10).json())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     port, sandbox_port = free_port(), free_port()
     cwd: Path = tmp_path_factory.mktemp("demo")
@@ -53,7 +53,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         process.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
