@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 import aiohttp
+import uvloop  # uvicorn[standard] brings it; the gateway runs on it
 from bench_lua import USER_AGENT, body_template, fill
 
 
@@ -75,12 +76,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--duration", type=float, default=10.0)
     args = parser.parse_args()
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
-        uvloop = None
-    coroutine = measure(args.url, args.concurrency, args.warmup, args.duration)
-    result = uvloop.run(coroutine) if uvloop else asyncio.run(coroutine)
+    result = uvloop.run(measure(args.url, args.concurrency, args.warmup, args.duration))
     print(json.dumps(result))
 
 
