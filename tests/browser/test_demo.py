@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
+from conftest import free_port
 from playwright.sync_api import Page
 
 from .conftest import Demo, data_of, wait_for_ids
@@ -51,3 +54,21 @@ def test_storefront_sends_every_ad_type_through_the_gateway(page: Page, demo: De
     page.wait_for_function(
         "/gateway: accepted [1-9]/.test(document.getElementById('counts').textContent)")
     assert demo.stats()["track"]["rejected"] == 0
+
+
+def test_demo_command_prints_its_urls_serves_and_stops_cleanly(spawn: Any) -> None:
+    sandbox_port = free_port()
+    process = spawn(["demo", "--sandbox-port", str(sandbox_port)])
+    with httpx.Client(base_url=process.url, timeout=10) as http:
+        assert http.get("/").text.startswith("<!doctype html>")
+        assert http.get("/demo/demo.css").status_code == 200
+        assert http.get("/healthz").status_code == 200
+        state = http.get("/demo/api/state").json()
+        assert state["received"]["count"] == 0 and "track" in state["stats"]
+        assert http.post("/demo/api/reset").json() == {"reset": True}
+        # the sandbox answers on loopback, with the admin API
+        assert httpx.get(f"http://127.0.0.1:{sandbox_port}/_sandbox/stats").status_code == 200
+    assert process.stop() == 0
+    output = process.output()
+    assert f"storefront  {process.url}/" in output
+    assert f"http://127.0.0.1:{sandbox_port}/_sandbox/received" in output
