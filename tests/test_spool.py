@@ -380,6 +380,24 @@ async def test_sqlite_one_full_put_does_not_undo_its_batch(tmp_path: Path) -> No
         await spool.close()
 
 
+async def test_sqlite_locked_past_busy_timeout_is_spool_full_then_recovers(
+        tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    spool = SqliteSpool(str(path), 100, 60, busy_timeout=0.2)
+    await spool.start()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        with pytest.raises(SpoolFull):
+            await spool.put(records(1))
+        other.execute("ROLLBACK")
+        assert await spool.put(records(1)) == [True]  # the writer lived on; nothing was kept
+        assert await spool.depth() == 1
+    finally:
+        other.close()
+        await spool.close()
+
+
 async def test_sqlite_full_disk_refuses_puts(tmp_path: Path) -> None:
     spool = SqliteSpool(str(tmp_path / "spool.db"), 100, 60, min_free_bytes=2**62)
     await spool.start()

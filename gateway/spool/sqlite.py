@@ -202,6 +202,13 @@ def _deliver(batch: Sequence[_Op[Any]], outcomes: Sequence[Outcome]) -> None:
             loop.call_soon_threadsafe(_resolve, answers)
 
 
+def _roll_back(conn: sqlite3.Connection) -> None:
+    """After a failure; sqlite may have rolled back already (disk full, I/O error)."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
 def _record(row: Sequence[Any]) -> Record:
     return Record(kind=row[0], key=row[1], body=bytes(row[2]), user_agent=row[3])
 
@@ -229,6 +236,7 @@ class SqliteSpool:
         max_batch: int = 1000,
         poll_interval: float = 0.05,
         min_free_bytes: int = MIN_FREE_BYTES,
+        busy_timeout: float = BUSY_TIMEOUT,
     ) -> None:
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError("synchronous must be NORMAL or FULL")
@@ -241,6 +249,7 @@ class SqliteSpool:
         self._max_batch = max_batch
         self._poll = poll_interval
         self._min_free = min_free_bytes
+        self._busy_timeout = busy_timeout
         self._dir = os.path.dirname(os.path.abspath(path))
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._queue: queue.SimpleQueue[_Op[Any] | object] = queue.SimpleQueue()
@@ -291,7 +300,7 @@ class SqliteSpool:
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: transactions are ours (BEGIN IMMEDIATE / COMMIT), not the module's.
         conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
         )
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         return conn
@@ -380,8 +389,7 @@ class SqliteSpool:
             conn.execute("COMMIT")
         except Exception as exc:  # the writer thread must outlive any failure
             log.error("spool transaction failed: %s", exc)
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            _roll_back(conn)
             _deliver(batch, [(None, exc)] * len(batch))
             return
         self.commits += 1
@@ -409,8 +417,7 @@ class SqliteSpool:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             log.warning("could not forget expired dedupe keys: %s", exc)
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            _roll_back(conn)
             deleted = 0
         if deleted < KEY_PURGE_CHUNK:  # all gone: next purge after the interval
             self._keys_purged = time.monotonic()
