@@ -10,8 +10,13 @@ tag.setAttribute('data-ian-test', '')
 for (const [name, value] of params) tag.setAttribute('data-ian-' + name, value)
 document.head.appendChild(tag)
 
-window.sent = []
-document.addEventListener('ian:sent', (e) => window.sent.push(...JSON.parse(e.detail).events))
+window.sent = [] // every event sent, in order
+window.batches = [] // the size of each batch, in bytes and events
+document.addEventListener('ian:sent', (e) => {
+  const events = JSON.parse(e.detail).events
+  window.sent.push(...events)
+  window.batches.push({ bytes: new Blob([e.detail]).size, events: events.length })
+})
 
 window.lab = {
   // An ad element: attrs are its data-ian-* attributes (without the prefix), box its place.

@@ -306,3 +306,28 @@ def test_video_is_measured_on_its_player(page: Page, demo: Demo) -> None:
     assert sorted(names(sync(demo, page), ad)) == sorted([
         "ian.display.viewport_video_begin_to_render", "ian.display.viewport_1px_video",
         "ian.display.viewport_video_viewable"])
+
+
+def test_consent_refused_drops_the_buffer(page: Page, demo: Demo) -> None:
+    lab(page, demo, "?consent=pending")
+    ad = tid("sp-refused")
+    product(page, ad, top=100, html="<b>x</b>")
+    page.wait_for_timeout(300)
+    page.evaluate("ian.consent(false)")
+    page.click(".lab-ad b")  # after the refusal too
+    page.evaluate("ian.flush()")
+    assert page.evaluate("window.sent.length") == 0
+
+
+def test_a_burst_is_split_into_batches_of_100(page: Page, demo: Demo) -> None:
+    lab(page, demo)
+    ad = tid("sp-burst")
+    product(page, ad, top=3000)
+    page.evaluate("ian.addToCart(document.querySelector('.lab-ad'), 230)")
+    events = sync(demo, page)
+    assert names(events, ad).count(SP + "added_to_cart") == 230
+    batches = page.evaluate("window.batches")
+    sizes = [b["events"] for b in batches]
+    assert sum(sizes) == len(events)
+    assert sizes[:2] == [100, 100]  # full batches first, in one flush
+    assert all(b["events"] <= 100 and b["bytes"] <= 60 * 1024 for b in batches)
