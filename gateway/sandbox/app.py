@@ -30,7 +30,7 @@ from gateway.sandbox.http import (
     send_response,
 )
 from gateway.sandbox.seed import Seed, load_seed
-from gateway.sandbox.store import Store
+from gateway.sandbox.store import MAX_RECORDS, Store
 from gateway.sandbox.track import OrderLog, Track
 from gateway.types import Scope
 
@@ -56,9 +56,10 @@ class Sandbox:
     """A local Instacart Connect; its state is public for in-process tests."""
 
     def __init__(self, client_id: str, client_secret: str, token_ttl: float = TOKEN_TTL,
-                 faults: FaultConfig | None = None, seed: Seed | None = None) -> None:
+                 faults: FaultConfig | None = None, seed: Seed | None = None,
+                 max_records: int = MAX_RECORDS) -> None:
         self.seed = seed or load_seed()
-        self.store = Store()
+        self.store = Store(max_records)
         self.clock = Clock()
         self.tokens = Tokens(client_id, client_secret, token_ttl)
         self.start_faults = faults or FaultConfig()

@@ -15,6 +15,7 @@ from typing import Any
 from gateway.sandbox.app import Sandbox
 from gateway.sandbox.auth import TOKEN_TTL
 from gateway.sandbox.faults import FaultConfig, FaultError
+from gateway.sandbox.store import MAX_RECORDS
 
 CLIENT_ID_ENV = "IAN_SANDBOX_CLIENT_ID"
 CLIENT_SECRET_ENV = "IAN_SANDBOX_CLIENT_SECRET"
@@ -23,18 +24,21 @@ DEFAULT_CLIENT_SECRET = "sandbox-secret"
 
 
 def create_sandbox(client_id: str | None = None, client_secret: str | None = None,
-                   token_ttl: float = TOKEN_TTL, faults: dict[str, Any] | None = None) -> Sandbox:
+                   token_ttl: float = TOKEN_TTL, faults: dict[str, Any] | None = None,
+                   max_records: int = MAX_RECORDS) -> Sandbox:
     """A sandbox ASGI app. Credentials default to the environment, then to the defaults.
 
     `faults` takes the admin API's keys (`error_rate`, `status`, `latency_ms`, `outage`,
     `retry_after_s`, `drop_rate`, `seed`); the app's `store`, `tokens`, `faults`,
-    `clock` and `orders` are its state, for in-process use.
+    `clock` and `orders` are its state, for in-process use. Past `max_records`
+    accepted requests are still counted in the stats but no longer kept.
     """
     return Sandbox(
         client_id or os.environ.get(CLIENT_ID_ENV) or DEFAULT_CLIENT_ID,
         client_secret or os.environ.get(CLIENT_SECRET_ENV) or DEFAULT_CLIENT_SECRET,
         token_ttl,
         FaultConfig.from_json(faults or {}),
+        max_records=max_records,
     )
 
 
@@ -58,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of Connect calls whose connection is closed unanswered")
     parser.add_argument("--fault-seed", type=int, default=None,
                         help="seed for the fault dice, for repeatable runs")
+    parser.add_argument("--max-records", type=int, default=MAX_RECORDS,
+                        help="accepted requests kept for /_sandbox/received; later ones "
+                             "are only counted (default 1000000)")
     parser.add_argument("--log-level", default="warning",
                         choices=["critical", "error", "warning", "info", "debug"])
 
@@ -74,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     try:
-        app = create_sandbox(token_ttl=args.token_ttl, faults=faults_from(args))
+        app = create_sandbox(token_ttl=args.token_ttl, faults=faults_from(args),
+                             max_records=args.max_records)
     except (FaultError, ValueError) as exc:
         print(f"ian-gateway sandbox: {exc}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ from gateway.orders import order_key
 from gateway.types import JSON
 
 KINDS = ("track", "order_log", "delivery")
+MAX_RECORDS = 1_000_000  # about 2 GB of parsed events; past it, records are counted only
 DUPLICATE_SAMPLE = 20
 
 # Headers a record never keeps: the token is a secret, the rest is transport noise.
@@ -94,14 +95,21 @@ class Store:
     so the hot path never pays for them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_records: int = MAX_RECORDS) -> None:
+        self.max_records = max_records
         self.records: list[Record] = []
+        self.unrecorded = 0  # accepted past `max_records`: counted, not kept
         self._stats: dict[str, KindStats] = {}
         self._counted = 0
         self.reset()
 
     def accept(self, kind: str, body: JSON, raw_headers: list[tuple[bytes, bytes]]) -> None:
-        self.records.append(Record(len(self.records), kind, body, raw_headers, time.time()))
+        record = Record(len(self.records) + self.unrecorded, kind, body, raw_headers, time.time())
+        if len(self.records) < self.max_records:
+            self.records.append(record)
+            return
+        self.unrecorded += 1
+        self.count(record)
 
     def reject(self, kind: str) -> None:
         self._stats[kind].rejected += 1
@@ -133,9 +141,11 @@ class Store:
         answer: dict[str, Any] = {kind: kind_stats.as_json() for kind, kind_stats in stats.items()}
         answer["duplicate_ids"] = {kind: s.duplicate_ids for kind, s in stats.items()
                                    if s.duplicate_ids}
+        answer["unrecorded"] = self.unrecorded
         return answer
 
     def reset(self) -> None:
         self.records = []
+        self.unrecorded = 0
         self._stats = {kind: KindStats() for kind in KINDS}
         self._counted = 0

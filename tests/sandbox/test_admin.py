@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import pytest
 
@@ -100,3 +102,20 @@ async def test_token_lifetime_can_change_at_run_time(client: httpx.AsyncClient) 
     assert answer.json()["expires_in"] == 2
     bad = await client.put("/_sandbox/tokens", json={"ttl": 0})
     assert bad.json()["errors"][0]["meta"] == {"key": "ttl"}
+
+
+async def test_past_max_records_requests_are_counted_not_kept(
+        make_sandbox: Callable[..., Sandbox]) -> None:
+    sandbox = make_sandbox(max_records=2)
+    transport = httpx.ASGITransport(app=sandbox)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
+        bearer = (await client.post("/v2/oauth/token", json=CREDENTIALS)).json()["access_token"]
+        event = track_event()
+        for body in (track_event(), event, event):
+            await client.post("/v2/ian/track", json=body,
+                              headers={"Authorization": f"Bearer {bearer}"})
+        stats = (await client.get("/_sandbox/stats")).json()
+        received = (await client.get("/_sandbox/received")).json()
+    assert received["count"] == 2
+    assert stats["unrecorded"] == 1
+    assert stats["track"] == {"accepted": 3, "rejected": 0, "distinct_ids": 2, "duplicates": 1}
