@@ -464,6 +464,27 @@ async def test_redis_reclaims_a_dead_consumers_entries(redis_url: str) -> None:
 
 
 @pytest.mark.redis
+async def test_redis_lease_taken_over_ignores_the_old_owner(redis_url: str) -> None:
+    prefix = f"test:{uuid.uuid4().hex}:"
+    slow = await redis_spool(redis_url, prefix, lease=0.2)
+    other = await redis_spool(redis_url, prefix, lease=0.2)
+    try:
+        await slow.put(records(1))
+        (stale,) = await slow.claim(1, wait=0)
+        await asyncio.sleep(0.3)
+        (taken,) = await other.claim(1, wait=2)
+        await slow.retry(stale, delay=0)  # too late: the entry is no longer its own
+        await slow.dead(stale, 400, "late")
+        assert await slow.dead_letters() == []
+        assert await slow.depth() == 1
+        await other.ack(taken)
+        assert await other.depth() == 0
+    finally:
+        await slow.close()
+        await other.close()
+
+
+@pytest.mark.redis
 async def test_redis_two_instances_store_each_key_once(redis_url: str) -> None:
     prefix = f"test:{uuid.uuid4().hex}:"
     first, second = await redis_spool(redis_url, prefix), await redis_spool(redis_url, prefix)
