@@ -61,6 +61,15 @@ ROWS = [
     # "Invalid organic position"
     ({"organic_position": "x"},
      [error("Invalid organic position given.", "data.sponsored_product_data.organic_position")]),
+    # "Invalid product id"
+    ({"product_id": "abc"}, [error("is not a number", "data.sponsored_product_data.product_id")]),
+    # "Invalid search id" / "Invalid mgs correlation ID"
+    ({"search_id": "s-1"}, [error("must be a UUID", "data.sponsored_product_data.search_id")]),
+    ({"mgs_correlation_id": "m-1"},
+     [error("must be a UUID", "data.sponsored_product_data.mgs_correlation_id")]),
+    # "Invalid record version type"
+    ({"record_version": "v1"},
+     [error("is not a number", "data.sponsored_product_data.record_version")]),
     # "product_id can't be a decimal" / "is a number under 1"
     ({"product_id": "1.5"},
      [error("must be an integer", "data.sponsored_product_data.product_id")]),
@@ -97,6 +106,33 @@ async def test_documented_errors(client: httpx.AsyncClient, sandbox: Sandbox,
     assert answer.json() == {"errors": errors}
     assert sandbox.store.stats["track"].rejected == 1
     assert sandbox.store.records == []
+
+
+def video_item(**fields: Any) -> dict[str, Any]:
+    data = {"event_id": str(uuid.uuid4()), "interaction_id": str(uuid.uuid4()),
+            "event_tracking_context": {"user_agent": "UA", "user_ip": "203.0.113.7"},
+            "product_id": "7", **fields}
+    return {"event": "ian.display.click_creative_item", "user_id": "u-1",
+            "data": {"shoppable_video_item_data": {k: v for k, v in data.items() if v}}}
+
+
+@pytest.mark.parametrize(("fields", "message", "key"), [
+    # "Invalid UUID for interaction id"
+    ({"interaction_id": "i-1"}, "must be a UUID", "interaction_id"),
+    # "Invalid UUID for event id"
+    ({"event_id": "e-1"}, "must be a UUID", "event_id"),
+    # "Missing product id"
+    ({"product_id": None}, "can't be blank", "product_id"),
+])
+async def test_documented_item_errors(client: httpx.AsyncClient, fields: dict[str, Any],
+                                      message: str, key: str) -> None:
+    answer = await client.post("/v2/ian/track", json=video_item(**fields))
+    assert answer.status_code == 400
+    assert answer.json() == {"errors": [error(message, f"data.shoppable_video_item_data.{key}")]}
+
+
+async def test_a_valid_item_event_is_processed(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/v2/ian/track", json=video_item())).json() == SUCCESS
 
 
 async def test_missing_event_context_on_an_item_event(client: httpx.AsyncClient) -> None:
