@@ -98,6 +98,7 @@ class Store:
     def __init__(self, max_records: int = MAX_RECORDS) -> None:
         self.max_records = max_records
         self.records: list[Record] = []
+        self.by_kind: dict[str, list[Record]] = {}  # the same records, per kind, for paging
         self.unrecorded = 0  # accepted past `max_records`: counted, not kept
         self._stats: dict[str, KindStats] = {}
         self._counted = 0
@@ -107,6 +108,7 @@ class Store:
         record = Record(len(self.records) + self.unrecorded, kind, body, raw_headers, time.time())
         if len(self.records) < self.max_records:
             self.records.append(record)
+            self.by_kind[kind].append(record)
             return
         self.unrecorded += 1
         self.count(record)
@@ -130,10 +132,9 @@ class Store:
             stats.seen(record_id)
 
     def received(self, kind: str | None, offset: int = 0, limit: int | None = None) -> list[JSON]:
-        chosen = [r for r in self.records if kind is None or r.kind == kind][offset:]
-        if limit is not None:
-            chosen = chosen[:limit]
-        return [record.as_json() for record in chosen]
+        records = self.records if kind is None else self.by_kind[kind]
+        end = None if limit is None else offset + limit
+        return [record.as_json() for record in records[offset:end]]
 
     def stats_json(self) -> dict[str, Any]:
         """Counts per kind, and a sample of the ids seen twice or more."""
@@ -146,6 +147,7 @@ class Store:
 
     def reset(self) -> None:
         self.records = []
+        self.by_kind = {kind: [] for kind in KINDS}
         self.unrecorded = 0
         self._stats = {kind: KindStats() for kind in KINDS}
         self._counted = 0
