@@ -41,9 +41,9 @@ class Admin:
         if kind is not None and kind not in KINDS:
             return bad(NOT_IN_LIST, "kind")
         offset, limit = query.get("offset", "0"), query.get("limit")
-        if not offset.isdigit():
+        if not offset.isdecimal():
             return bad(NOT_A_COUNT, "offset")
-        if limit is not None and not limit.isdigit():
+        if limit is not None and not limit.isdecimal():
             return bad(NOT_A_COUNT, "limit")
         count = None if limit is None else int(limit)
         items = self.sandbox.store.received(kind, int(offset), count)
