@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import shutil
 import signal
@@ -29,7 +30,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -56,6 +57,14 @@ class Options:
     gateway: bool
     env: Mapping[str, str]
     profile: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    section: str  # where in the results: baselines, gateway, memory
+    key: str
+    label: str
+    run: Callable[[], Any]
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,7 @@ class Bench:
         self.stub_url = ""
         self._serial = 0
         self.gateway_pid: int | None = None
+        self.intake_max = 0.0  # 1-event requests/s, once measured
 
     # -- wrk ---------------------------------------------------------------------------------
 
@@ -197,16 +207,6 @@ class Bench:
             raise RuntimeError(f"bare aiohttp forwarding failed:\n{last}") from None
         return result
 
-    def baselines(self) -> dict[str, Any]:
-        log("baseline: nginx fixed 200 (ceiling)")
-        nginx = self.nginx_ceiling()
-        log(f"  {nginx['rps']:,.0f} req/s; baseline: bare ASGI")
-        asgi = self.bare_asgi()
-        log(f"  {asgi['rps']:,.0f} req/s; baseline: bare aiohttp forwarding to the stub")
-        aio = self.bare_aiohttp()
-        log(f"  {aio['rps']:,.0f} req/s")
-        return {"nginx": nginx, "bare_asgi": asgi, "bare_aiohttp": aio}
-
     # -- the gateway ---------------------------------------------------------------------------
 
     def start_gateway(self, name: str, forwarder: bool) -> tuple[subprocess.Popen[bytes], str]:
@@ -271,27 +271,49 @@ class Bench:
             result["profile"] = recording.finish()
         return result
 
-    def gateway(self) -> dict[str, Any]:
-        results: dict[str, Any] = {}
-        log("gateway: intake, 1-event beacons (forwarder off: intake alone)")
-        results["intake_1"] = self.with_gateway("gw-intake-1", False, self.intake_1)
-        log(f"  {results['intake_1']['rps']:,.0f} req/s; gateway: intake, 20-event beacons")
-        results["intake_20"] = self.with_gateway("gw-intake-20", False, self.intake_20)
-        half = results["intake_1"]["rps"] / 2
-        log(f"  {results['intake_20']['rps']:,.0f} req/s; gateway: intake at {half:,.0f} req/s")
-        results["half_rate"] = self.with_gateway("gw-half", False,
-                                                 lambda url: self.at_rate(url, half))
-        log(f"  p99 {results['half_rate']['p99_us'] / 1000:.2f} ms; same, forwarder in-process")
-        results["half_rate_forwarder"] = self.with_gateway(
-            "gw-half-fwd", True, lambda url: self.at_rate(url, half))
-        log(f"  p99 {results['half_rate_forwarder']['p99_us'] / 1000:.2f} ms; "
-            "gateway: end-to-end with the spool depth held still")
-        results["e2e"] = self.with_gateway("gw-e2e", True, self.end_to_end)
-        log(f"  {results['e2e']['received_events_per_s']:,.0f} events/s received by the stub")
-        return results
+    def steps(self, gateway: bool) -> list[Step]:
+        """Every measurement in order. Each ratio's baseline runs right before its gateway
+        figure, so a neighbour's load that comes and goes hits both alike."""
+        half = self.half_rate
+        steps = [
+            Step("baselines", "nginx", "nginx fixed 200 (ceiling)", self.nginx_ceiling),
+            Step("baselines", "bare_asgi", "bare ASGI", self.bare_asgi),
+        ]
+        if gateway:
+            steps += [
+                Step("gateway", "intake_1", "gateway intake, 1-event beacons (forwarder off)",
+                     lambda: self.with_gateway("gw-intake-1", False, self.intake_1)),
+                Step("gateway", "intake_20", "gateway intake, 20-event beacons (forwarder off)",
+                     lambda: self.with_gateway("gw-intake-20", False, self.intake_20)),
+                Step("gateway", "half_rate", "gateway intake at half max (forwarder off)",
+                     lambda: self.with_gateway("gw-half", False, half)),
+                Step("gateway", "half_rate_forwarder", "gateway intake at half max (forwarder on)",
+                     lambda: self.with_gateway("gw-half-fwd", True, half)),
+            ]
+        steps.append(Step("baselines", "bare_aiohttp", "bare aiohttp forwarding to the stub",
+                          self.bare_aiohttp))
+        if gateway:
+            steps.append(Step("gateway", "e2e", "gateway end-to-end, spool depth held still",
+                              lambda: self.with_gateway("gw-e2e", True, self.end_to_end)))
+        steps.append(Step("memory", "", "dedupe memory, 1,000,000 event_ids", self.memory))
+        return steps
+
+    def half_rate(self, url: str) -> dict[str, float]:
+        return self.at_rate(url, self.intake_max / 2)
+
+    def run_steps(self, results: dict[str, Any], gateway: bool) -> None:
+        for step in self.steps(gateway):
+            log(f"{step.label} ...")
+            figures = step.run()
+            if step.key:
+                results[step.section] = {**(results.get(step.section) or {}), step.key: figures}
+            else:
+                results[step.section] = figures
+            if step.key == "intake_1":
+                self.intake_max = figures["rps"]
+            log(f"  {headline(figures)}")
 
     def memory(self) -> dict[str, Any]:
-        log("dedupe memory: 1,000,000 event_ids in gateway.dedupe.Dedupe")
         done = subprocess.run([sys.executable, str(HERE / "bench_memory.py")], cwd=ROOT,
                               capture_output=True, text=True, timeout=600, check=True)
         result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -303,20 +325,44 @@ def paced(bench: Bench, url: str, target_rps: float) -> dict[str, float]:
 
     wrk (unlike wrk2) has no constant-rate mode, but its Lua `delay()` makes
     each connection wait a fixed time after every answer: c connections with
-    delay d give c / (d + latency) requests/s, below saturation so latency is
-    not queueing behind wrk's own backlog. A 3 s calibration run (also the
-    warm-up) measures the per-request time beyond the delay, and the measured
-    run sets d so the rate lands on the target; the achieved rate is reported.
-    About 20 ms of delay per connection keeps the 1 ms granularity of `delay()` near 5%.
+    delay d give c / (d + L) requests/s, L the time a request takes. A 3 s
+    calibration run (also the warm-up) measures L at about the target rate;
+    the measured run then uses c = target * (d + L) connections, d about 20 ms
+    (the 1 ms granularity of `delay()` stays near 5%). Below saturation wrk's
+    latency is not queueing behind its own backlog; the achieved rate is reported.
     """
-    connections = max(8, min(512, round(target_rps * 0.02)))
-    delay = max(1, round(connections * 1000 / target_rps))
-    calibration = bench.wrk(url, Script(events=1, delay_ms=delay), connections, 3)
-    overhead_ms = connections * 1000 / max(calibration["rps"], 1.0) - delay
-    delay = max(1, round(connections * 1000 / target_rps - overhead_ms))
+    connections = pace_connections(target_rps, DELAY_MS, 0.0)
+    calibration = bench.wrk(url, Script(events=1, delay_ms=DELAY_MS), connections, 3)
+    took = request_time(connections, calibration["rps"], DELAY_MS)
+    connections = pace_connections(target_rps, DELAY_MS, took)
+    delay = max(1, round(connections * 1000 / target_rps - took * 1000))
     figures = bench.wrk(url, Script(events=1, delay_ms=delay), connections,
                         bench.options.duration)
-    return {**figures, "target_rps": target_rps, "connections": connections, "delay_ms": delay}
+    return {**figures, "target_rps": target_rps, "connections": connections, "delay_ms": delay,
+            "calibrated_request_s": took}
+
+
+DELAY_MS = 20
+
+
+def request_time(connections: int, rps: float, delay_ms: int) -> float:
+    """Seconds one request took beyond the delay, from a paced run's rate."""
+    return max(0.0, connections / max(rps, 1.0) - delay_ms / 1000)
+
+
+def pace_connections(target_rps: float, delay_ms: int, request_s: float) -> int:
+    """Connections that reach `target_rps` when each waits `delay_ms` and a request takes
+    `request_s`."""
+    return max(4, min(1024, math.ceil(target_rps * (delay_ms / 1000 + request_s))))
+
+
+def headline(figures: Mapping[str, Any]) -> str:
+    """One line for the progress log."""
+    if "received_events_per_s" in figures:
+        return f"{figures['received_events_per_s']:,.0f} events/s, stable {figures['stable']}"
+    if "bytes_per_key_rss" in figures:
+        return f"{figures['bytes_per_key_rss']:,.0f} bytes per event_id"
+    return f"{figures.get('rps', 0):,.0f} req/s, p99 {figures.get('p99_us', 0) / 1000:,.2f} ms"
 
 
 def wait_ready(url: str, timeout: float = 20.0) -> None:
@@ -391,13 +437,11 @@ def run(options: Options) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ian-bench-") as tmp, Procs(Path(tmp)) as procs:
         bench = Bench(options, procs, Path(tmp), cpus)
         bench.start_stub()
-        results["baselines"] = bench.baselines()
-        results["gateway"] = None
-        if options.gateway and gateway_available():
-            results["gateway"] = bench.gateway()
-        elif options.gateway:
+        gateway = options.gateway and gateway_available()
+        if options.gateway and not gateway:
             log("`python -m gateway serve --help` fails: gateway not measured")
-        results["memory"] = bench.memory()
+        results["gateway"] = None
+        bench.run_steps(results, gateway)
     results["machine"]["loadavg_after"] = os.getloadavg()
     return results
 

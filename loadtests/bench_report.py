@@ -107,7 +107,7 @@ def rows(results: Mapping[str, Any]) -> list[list[str]]:
     memory = results.get("memory") or {}
     beacons20 = gw.get("intake_20") or {}
     return [
-        _wrk_row("nginx fixed 200, 1 worker (ceiling)*", base.get("nginx")),
+        _wrk_row("nginx fixed 200, 1 worker, static body", base.get("nginx")),
         _wrk_row("bare ASGI (uvicorn+uvloop+httptools)", base.get("bare_asgi")),
         ["bare aiohttp forwarding, 64 keep-alive", _num(aio.get("rps")), "req/s",
          f"errors {aio.get('errors', '-')}"],

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from gateway.enrich import enrich
 from gateway.validate import validate_event
@@ -160,3 +161,11 @@ def test_static_script_builds_one_body_for_the_ceiling() -> None:
     lua = bench_lua.lua_script(bench_lua.Script(static=True))
     assert "wrk.body = table.concat(PARTS" in lua
     assert "function request()" not in lua
+
+
+def test_pacing_picks_connections_for_the_target_rate() -> None:
+    # 1,000 req/s with 20 ms of delay and 30 ms per request: 50 connections
+    assert bench.pace_connections(1000.0, 20, 0.030) == 50
+    assert bench.pace_connections(10.0, 20, 0.0) == 4
+    # 20 connections at 400 req/s with a 20 ms delay: each request took 30 ms
+    assert bench.request_time(20, 400.0, 20) == pytest.approx(0.03)
