@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -194,6 +195,8 @@ async def serve(args: argparse.Namespace, spool_dir: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the live panel polls the sandbox every second: keep those requests out of the console
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="ian-demo-") as spool_dir:
         try:
             return asyncio.run(serve(args, spool_dir))
