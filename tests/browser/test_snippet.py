@@ -100,12 +100,13 @@ def test_hidden_tab_pauses_and_restarts_the_timer(page: Page, demo: Demo) -> Non
     lab(page, demo)
     ad = tid("sp-hidden")
     product(page, ad, top=100)  # fully in view from the start
-    page.wait_for_timeout(600)
-    page.evaluate("lab.hidden(true)")
-    page.wait_for_timeout(700)
-    page.evaluate("lab.hidden(false)")
-    page.wait_for_timeout(600)  # 1.2 s in view and visible, but not continuously
-    assert VIEWABLE not in names(sync(demo, page), ad)
+    # timed in the page: 600 ms visible, 700 ms hidden, 600 ms visible, then flush
+    page.evaluate("""async () => {
+      const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+      await sleep(600); lab.hidden(true); await sleep(700); lab.hidden(false); await sleep(600)
+      ian.flush()
+    }""")
+    assert VIEWABLE not in names(sync(demo, page), ad)  # 1.2 s visible, not continuously
     page.wait_for_timeout(700)  # 1.3 s continuous since the tab came back
     assert names(sync(demo, page), ad).count(VIEWABLE) == 1
 
