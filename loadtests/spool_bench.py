@@ -3,6 +3,7 @@
     python loadtests/spool_bench.py                      # FULL and NORMAL, 200 putters, 5 s each
     python loadtests/spool_bench.py --sync FULL --linger 0 0.002 --max-batch 1000 1
     python loadtests/spool_bench.py --processes 2          # two workers sharing one file
+    python loadtests/spool_bench.py --redis redis://127.0.0.1:6379/0   # RedisSpool instead
 
 Each configuration gets a fresh file in a temporary directory (on the same
 disk as the repository unless `--dir` says otherwise). A putter stores one
@@ -27,7 +28,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from gateway.spool import Record
+from gateway.spool import Record, Spool
+from gateway.spool.redis import RedisSpool
 from gateway.spool.sqlite import SqliteSpool
 
 BODY = (
@@ -68,17 +70,26 @@ class Result:
         return (
             f"| {processes} | {self.sync} | {self.linger * 1000:g} | {self.max_batch} "
             f"| {self.puts.count / self.puts.seconds:,.0f} | {p50:.2f} | {p99:.2f} "
-            f"| {self.puts.count / max(self.puts.commits, 1):.1f} "
+            f"| {self.puts.count / self.puts.commits if self.puts.commits else 0:.1f} "
             f"| {self.drained / self.drain_seconds:,.0f} |"
         )
 
 
-def open_spool(path: str, sync: str, linger: float, max_batch: int) -> SqliteSpool:
+def open_spool(path: str, sync: str, linger: float, max_batch: int) -> Spool:
+    """`path` is a file, or `redis://…#run` (then the other knobs do not apply)."""
+    if path.startswith("redis://"):
+        url, _, run = path.partition("#")
+        return RedisSpool(url, 100_000_000, 900, prefix=f"bench:{run}:")
     return SqliteSpool(path, 100_000_000, 900, synchronous=sync, linger=linger,
                        max_batch=max_batch)
 
 
-async def putter(spool: SqliteSpool, until: float, latencies: list[float]) -> int:
+def commits(spool: Spool) -> int:
+    """Transactions so far (SQLite); a Redis put is not one transaction: 0."""
+    return spool.commits if isinstance(spool, SqliteSpool) else 0
+
+
+async def putter(spool: Spool, until: float, latencies: list[float]) -> int:
     # Keys are unique and cheap to make: the benchmark measures the spool, not uuid4.
     prefix = uuid.uuid4().hex
     body = BODY % prefix.encode()
@@ -91,14 +102,14 @@ async def putter(spool: SqliteSpool, until: float, latencies: list[float]) -> in
     return count
 
 
-async def put_phase(spool: SqliteSpool, putters: int, seconds: float) -> Puts:
+async def put_phase(spool: Spool, putters: int, seconds: float) -> Puts:
     latencies: list[float] = []
-    commits = spool.commits
+    before = commits(spool)
     started = time.perf_counter()
     counts = await asyncio.gather(
         *(putter(spool, started + seconds, latencies) for _ in range(putters))
     )
-    return Puts(sum(counts), time.perf_counter() - started, latencies, spool.commits - commits)
+    return Puts(sum(counts), time.perf_counter() - started, latencies, commits(spool) - before)
 
 
 async def child(path: str, sync: str, linger: float, max_batch: int, putters: int,
@@ -125,7 +136,7 @@ def put_in_processes(path: str, sync: str, linger: float, max_batch: int,
                 [latency for d in done for latency in d[2]], sum(d[3] for d in done))
 
 
-async def forwarder(spool: SqliteSpool) -> int:
+async def forwarder(spool: Spool) -> int:
     drained = 0
     while claimed := await spool.claim(64, wait=0.05):
         await asyncio.gather(*(spool.ack(item) for item in claimed))
@@ -155,6 +166,10 @@ async def main(args: argparse.Namespace) -> None:
     print("| processes | synchronous | linger ms | max batch | puts/s | p50 ms | p99 ms "
           "| records/commit | claim+ack/s |")
     print("|---|---|---|---|---|---|---|---|---|")
+    if args.redis:
+        result = await bench(f"{args.redis}#{uuid.uuid4().hex}", "redis", 0, 0, args)
+        print(result.row(args.processes), flush=True)
+        return
     for sync in args.sync:
         for linger in args.linger:
             for max_batch in args.max_batch:
@@ -176,6 +191,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--forwarders", type=int, default=4)
     parser.add_argument("--dir", default=os.path.dirname(os.path.abspath(__file__)))
+    parser.add_argument("--redis", metavar="URL",
+                        help="bench RedisSpool on this server instead of SQLite")
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop, as uvicorn does")
     parser.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
     return parser.parse_args()

@@ -90,6 +90,17 @@ async def test_put_answers_new_or_seen_per_record(spools: OpenSpool) -> None:
     assert await spool.depth() == 4
 
 
+async def test_concurrent_puts_store_a_shared_key_once(spools: OpenSpool) -> None:
+    spool = await spools()
+    shared = records(1, "shared")[0]
+    answers = await asyncio.gather(
+        *(spool.put([records(1, f"own{i}-")[0], shared]) for i in range(50))
+    )
+    assert all(own for own, _ in answers)
+    assert sum(seen for _, seen in answers) == 1
+    assert await spool.depth() == 51
+
+
 async def test_claim_gives_the_records_as_put_and_leases_them(spools: OpenSpool) -> None:
     spool = await spools()
     batch = records(3)
