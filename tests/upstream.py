@@ -31,6 +31,7 @@ class Received:
 @dataclass
 class Upstream:
     token_ttl: int = 86400
+    url: str = ""  # set once it is served
     received: list[Received] = field(default_factory=list)
     tokens_issued: int = 0
     valid_tokens: set[str] = field(default_factory=set)
