@@ -124,6 +124,8 @@ def rows(results: Mapping[str, Any]) -> list[list[str]]:
         ["end-to-end received by the stub", _num(e2e.get("received_events_per_s")), "events/s",
          f"backlog {_num(e2e.get('backlog_start'))} -> {_num(e2e.get('backlog_end'))}, "
          f"stable {e2e.get('stable', '-')}"],
+        ["  forwarder alone, draining (intake idle)", _num(e2e.get("drain_events_per_s")),
+         "events/s", "the backlog left after the window"],
         ["dedupe memory, 1M event_ids", _num(memory.get("bytes_per_key_rss")), "B/id",
          f"RSS delta; the key string alone is {memory.get('key_string_bytes', '-')} B"],
     ]
