@@ -228,7 +228,7 @@ class Bench:
         wait_ready(url)
         return proc, url
 
-    def with_gateway(self, name: str, forwarder: bool, step: Any) -> Any:
+    def with_gateway(self, name: str, forwarder: bool, step: Callable[[str], Any]) -> Any:
         """`step(url)` against a fresh gateway (empty spool, empty dedupe), stopped after."""
         proc, url = self.start_gateway(name, forwarder)
         try:
@@ -257,10 +257,6 @@ class Bench:
 
     def intake_20(self, url: str) -> dict[str, float]:
         return self.measure(url + PATH, Script(events=20))
-
-    def at_rate(self, url: str, target_rps: float) -> dict[str, float]:
-        """wrk has no constant rate; see `paced`."""
-        return paced(self, url + PATH, target_rps)
 
     def end_to_end(self, url: str) -> dict[str, Any]:
         driver = Driver(url, lambda: bench_stub.received(self.stub_dir))
@@ -299,7 +295,8 @@ class Bench:
         return steps
 
     def half_rate(self, url: str) -> dict[str, float]:
-        return self.at_rate(url, self.intake_max / 2)
+        """wrk has no constant rate; see `paced`."""
+        return paced(self, url + PATH, self.intake_max / 2)
 
     def run_steps(self, results: dict[str, Any], gateway: bool) -> None:
         for step in self.steps(gateway):
