@@ -9,12 +9,12 @@ synced, at a checkpoint: events already answered 202
 (https://www.sqlite.org/pragma.html#pragma_synchronous,
 https://www.sqlite.org/wal.html). FULL costs one fsync per commit; group
 commit shares it among every `put` waiting at that moment. Measured with
-loadtests/spool_bench.py (2 shared cores): under 200 concurrent putters FULL
-and NORMAL both reach about 5-7k puts/s, about 190 records per commit, bound
-by CPU, not the disk; without group commit FULL manages about 200 puts/s. What
-FULL costs is latency when idle: a lone put waits one fsync (2-9 ms on this
-disk, 0.3 ms under NORMAL), which a fire-and-forget beacon never sees. An
-accepted event is money, so the default is FULL.
+loadtests/spool_bench.py (2 cores shared with other work, so ranges): under
+200 concurrent putters FULL and NORMAL both reach 5-10k puts/s with about 180
+records per commit, bound by CPU, not the disk; without group commit FULL
+manages 150-650 puts/s. What FULL costs is latency when idle: a lone put
+waits one fsync (0.5-9 ms on this disk, 0.25 ms under NORMAL), which a
+fire-and-forget beacon never sees. An accepted event is money: FULL.
 
 Group commit. All writes (put, claim, ack, retry, dead, replay, purge) are
 queued to one writer thread per process, which runs what is queued (up to
