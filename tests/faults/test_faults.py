@@ -196,6 +196,7 @@ def numbers(tally: Tally, result: Outcome, **more: Any) -> dict[str, Any]:
     return {"events_sent": len(tally.sent), "accepted": len(tally.accepted),
             "unknown": len(tally.unknown), "resent_duplicates": tally.resent_duplicates,
             "arrived": len(result.arrivals), "missing": len(result.missing),
+            "unknown_arrived": len(tally.unknown & set(result.arrivals)),
             "duplicates": result.duplicates, **more}
 
 
@@ -323,6 +324,7 @@ def test_sigkill_of_the_gateway_mid_load_loses_nothing(
     """A crash loses no event answered 202; the ones the upstream took but the dead
     process never acked are sent again once their lease ends (at-least-once)."""
     env = gateway_env(sandbox, f"sqlite://{tmp_path}/spool.db")
+    sandbox.faults(latency_ms=50)  # a WAN-like upstream: some requests are always in flight
     gateway = spawn(SERVE, env=env)
     kill_at = random.uniform(4.0, 10.0)
     with LoadGen([gateway.url], rate=20, duration=15) as load:
