@@ -94,20 +94,20 @@ class Malformed(Exception):
     """The envelope itself is wrong: 400 with a single 9999 error."""
 
 
-def events_of(body: bytes) -> list[Any]:
-    """The events of a body: one event object, or {"events": [1-100 events]}."""
+def items_of(body: bytes, batch: str, limit: int) -> list[Any]:
+    """The items of a body: one object, or a batch `{"<batch>": [1 to limit items]}`."""
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise Malformed("body is not UTF-8 JSON") from None
     if not isinstance(parsed, dict):
-        raise Malformed("body must be an event object or {\"events\": [...]}")
-    if "events" not in parsed:
+        raise Malformed(f'body must be an object or {{"{batch}": [...]}}')
+    if batch not in parsed:
         return [parsed]
-    events = parsed["events"]
-    if not isinstance(events, list) or not 1 <= len(events) <= MAX_BATCH:
-        raise Malformed(f"events must be a list of 1 to {MAX_BATCH} events")
-    return events
+    items = parsed[batch]
+    if not isinstance(items, list) or not 1 <= len(items) <= limit:
+        raise Malformed(f"{batch} must be a list of 1 to {limit} items")
+    return items
 
 
 class Intake:
@@ -151,7 +151,7 @@ class Intake:
             return await self._answer_error(send, 415, message, cors)
         try:
             body = await read_body(scope, receive, MAX_BODY)
-            events = events_of(body)
+            events = items_of(body, "events", MAX_BATCH)
         except BodyTooLarge:
             return await self._answer_error(send, 413, f"body over {MAX_BODY} bytes", cors)
         except Malformed:

@@ -30,7 +30,7 @@ from gateway.asgi import (
 )
 from gateway.dedupe import Dedupe
 from gateway.errors import ISSUES_CODE, issues
-from gateway.intake import Malformed, Outcome, spool_new
+from gateway.intake import Malformed, Outcome, items_of, spool_new
 from gateway.metrics import Metrics
 from gateway.orders import order_key, validate_order
 from gateway.settings import Settings
@@ -48,22 +48,6 @@ UNAUTHORIZED = "missing or wrong API key: send Authorization: Bearer <key>"
 WRONG_TYPE = "Content-Type must be application/json (UTF-8)"
 TOO_LARGE = f"body over {MAX_BODY} bytes: send smaller batches"
 SPOOL_FULL = "the gateway cannot take more orders now; retry later"
-
-
-def orders_of(body: bytes) -> list[Any]:
-    """The orders of a body: one order object, or {"orders": [1-500 orders]}."""
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise Malformed("body is not UTF-8 JSON") from None
-    if not isinstance(parsed, dict):
-        raise Malformed('body must be an order object or {"orders": [...]}')
-    if "orders" not in parsed:
-        return [parsed]
-    orders = parsed["orders"]
-    if not isinstance(orders, list) or not 1 <= len(orders) <= MAX_BATCH:
-        raise Malformed(f"orders must be a list of 1 to {MAX_BATCH} orders")
-    return orders
 
 
 def bearer(value: bytes | None) -> bytes | None:
@@ -116,7 +100,7 @@ class OrderIntake:
             await respond_error(send, 415, WRONG_TYPE, ISSUES_CODE)
             return 415
         try:
-            orders = orders_of(await read_body(scope, receive, MAX_BODY))
+            orders = items_of(await read_body(scope, receive, MAX_BODY), "orders", MAX_BATCH)
         except BodyTooLarge:
             await respond_error(send, 413, TOO_LARGE, ISSUES_CODE)
             return 413

@@ -39,6 +39,8 @@ def restore_logging() -> Iterator[None]:
     names = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
     saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate,
                  logging.getLogger(n).level) for n in names}
+    for name in names[1:]:  # an earlier in-thread uvicorn may have set log_level="warning"
+        logging.getLogger(name).setLevel(logging.NOTSET)
     yield
     for name, (handlers, propagate, level) in saved.items():
         logger = logging.getLogger(name)
