@@ -89,12 +89,6 @@ def start_sandbox(spawn: Spawn, http: httpx.Client, port: int | None = None) -> 
 
 
 @pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10) as client:
-        yield client
-
-
-@pytest.fixture
 def sandbox(spawn: Spawn, http: httpx.Client) -> Sandbox:
     return start_sandbox(spawn, http)
 
@@ -271,6 +265,7 @@ def outage(sandbox: Sandbox, gateway: Process, spool: Path, http: httpx.Client) 
         tally = load.join()
     drained = wait_for_drain(http, gateway, OUTAGE_DRAIN_S - (time.monotonic() - cleared_at))
     drained_s = None if drained is None else time.monotonic() - cleared_at
+    gateway.stop()  # graceful: nothing in flight while the spool and the sandbox are read
     return OutageRun(
         tally=tally, result=outcome(tally, sandbox.arrivals()), stats=sandbox.stats(),
         peak_depth=peak_depth, upstream_at_outage=upstream_at_outage,
@@ -358,7 +353,7 @@ def test_sigkill_of_the_upstream_mid_load_loses_nothing(
     token. The gateway meets 503s, refused connections and a 401, and recovers."""
     env = gateway_env(sandbox, f"sqlite://{tmp_path}/spool.db")
     gateway = spawn(SERVE, env=env)
-    with LoadGen([gateway.url], rate=20, duration=15) as load:
+    with LoadGen([gateway.url], rate=20, duration=10) as load:
         wait_until(load, random.uniform(3.0, 6.0))
         sandbox.faults(outage=True)
         before = sandbox.arrivals()
@@ -396,7 +391,7 @@ def test_sigterm_under_load_exits_cleanly_and_keeps_every_event(
     spool = tmp_path / "spool.db"
     env = gateway_env(sandbox, f"sqlite://{spool}")
     # Slow and flaky: requests in flight and records waiting to retry at the signal.
-    sandbox.faults(latency_ms=300, error_rate=0.3)
+    sandbox.faults(latency_ms=300, error_rate=0.2)
     gateway = spawn(SERVE, env=env)
     with LoadGen([gateway.url], rate=20, duration=10) as load:
         wait_until(load, random.uniform(4.0, 7.0))
@@ -408,7 +403,7 @@ def test_sigterm_under_load_exits_cleanly_and_keeps_every_event(
     upstream_at_exit = set(sandbox.arrivals())
     spooled = spooled_keys(spool)
     gateway = restart(spawn, gateway, env, SERVE)
-    drained = drain(http, gateway, timeout=30)
+    drained = drain(http, gateway, timeout=45)  # what waits may be in backoff (full jitter)
     result = outcome(tally, sandbox.arrivals())
     measured(**numbers(tally, result, exit_code=code, exit_s=round(exit_s, 2),
                        spooled_at_exit=len(spooled), upstream_at_exit=len(upstream_at_exit),
@@ -464,7 +459,7 @@ def test_two_instances_on_one_redis_forward_each_event_once(
         measured: Callable[..., None]) -> None:
     env = gateway_env(sandbox, empty_redis)
     first, second = spawn(SERVE, env=env), spawn(SERVE, env=env)
-    with LoadGen([first.url, second.url], rate=12, duration=12, fan_out=True) as load:
+    with LoadGen([first.url, second.url], rate=12, duration=10, fan_out=True) as load:
         tally = load.join()
     drained = drain(http, first, timeout=30)
     result = outcome(tally, sandbox.arrivals())
@@ -515,7 +510,7 @@ def test_two_workers_on_one_sqlite_spool_forward_each_event_once(
     env = gateway_env(sandbox, f"sqlite://{tmp_path}/spool.db")
     gateway = spawn([*SERVE, "--workers", "2"], env=env)
     wait_ready(http, gateway)
-    with LoadGen([gateway.url], rate=20, duration=12) as load:
+    with LoadGen([gateway.url], rate=20, duration=10) as load:
         tally = load.join()
     drained = drain(http, gateway, timeout=30)
     result = outcome(tally, sandbox.arrivals())
