@@ -1,10 +1,12 @@
 """`loadtests/bench --profile`: py-spy samples the gateway during a measured run.
 
-py-spy (`pip install py-spy`) records collapsed stacks (`--format raw`,
-`--nonblocking` so the gateway is not paused at each sample); `summarize`
-turns them into the top functions by own time and by time including callees,
-per cent of all samples of all threads. Profiled runs are slower: compare
-their figures with each other, not with unprofiled runs.
+py-spy (`pip install py-spy`) records collapsed stacks (`--format raw`) of
+the thread holding the GIL only (`--gil`): the gateway is CPU-bound on its one
+core, so that is where its CPU goes (waits with the GIL released, such as
+SQLite's fsync, do not show). `summarize` turns them into the top functions by
+own time and by time including callees, per cent of all samples. py-spy pauses
+the process at each sample: profiled runs are slower, compare their figures
+with each other, not with unprofiled runs.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def available() -> bool:
 
 def record_argv(pid: int, seconds: float, out: Path) -> list[str]:
     return ["py-spy", "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-            "--format", "raw", "--nonblocking", "--output", str(out)]
+            "--format", "raw", "--gil", "--rate", "200", "--output", str(out)]
 
 
 def summarize(raw: str, top: int = 15) -> dict[str, Any]:
