@@ -301,13 +301,17 @@ class Bench:
     def run_steps(self, results: dict[str, Any], gateway: bool) -> None:
         for step in self.steps(gateway):
             log(f"{step.label} ...")
-            figures = step.run()
+            try:
+                figures = step.run()
+            except Exception as exc:  # one failed step must not cost the others' figures
+                log(f"  FAILED: {exc}")
+                figures = {"error": str(exc)}
             if step.key:
                 results[step.section] = {**(results.get(step.section) or {}), step.key: figures}
             else:
                 results[step.section] = figures
             if step.key == "intake_1":
-                self.intake_max = figures["rps"]
+                self.intake_max = figures.get("rps", 0.0)
             log(f"  {headline(figures)}")
 
     def memory(self) -> dict[str, Any]:
@@ -328,6 +332,8 @@ def paced(bench: Bench, url: str, target_rps: float) -> dict[str, float]:
     (the 1 ms granularity of `delay()` stays near 5%). Below saturation wrk's
     latency is not queueing behind its own backlog; the achieved rate is reported.
     """
+    if target_rps <= 0:
+        raise ValueError("no maximum rate to take half of: the 1-event intake run failed")
     connections = pace_connections(target_rps, DELAY_MS, 0.0)
     calibration = bench.wrk(url, Script(events=1, delay_ms=DELAY_MS), connections, 3)
     took = request_time(connections, calibration["rps"], DELAY_MS)
@@ -355,6 +361,8 @@ def pace_connections(target_rps: float, delay_ms: int, request_s: float) -> int:
 
 def headline(figures: Mapping[str, Any]) -> str:
     """One line for the progress log."""
+    if "error" in figures:
+        return f"error: {figures['error']}"
     if "received_events_per_s" in figures:
         return f"{figures['received_events_per_s']:,.0f} events/s, stable {figures['stable']}"
     if "bytes_per_key_rss" in figures:

@@ -169,3 +169,20 @@ def test_pacing_picks_connections_for_the_target_rate() -> None:
     assert bench.pace_connections(10.0, 20, 0.0) == 4
     # 20 connections at 400 req/s with a 20 ms delay: each request took 30 ms
     assert bench.request_time(20, 400.0, 20) == pytest.approx(0.03)
+
+
+def test_a_failed_step_is_recorded_and_the_rest_still_run(tmp_path: Path) -> None:
+    options = bench.parse_args([])
+    runner = bench.Bench(options, bench.Procs(tmp_path), tmp_path, bench.Cpus(None, None))
+
+    def broken() -> dict[str, Any]:
+        raise RuntimeError("port did not open")
+
+    runner.steps = lambda gateway: [  # type: ignore[method-assign]
+        bench.Step("baselines", "bare_asgi", "broken", broken),
+        bench.Step("memory", "", "fine", lambda: {"bytes_per_key_rss": 1.0}),
+    ]
+    found: dict[str, Any] = {}
+    runner.run_steps(found, gateway=False)
+    assert found["baselines"]["bare_asgi"] == {"error": "port did not open"}
+    assert found["memory"] == {"bytes_per_key_rss": 1.0}
