@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-
 # A field check answers the track document's error message, or None when the value is fine.
 Check = Callable[[Any], "str | None"]
 
