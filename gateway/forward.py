@@ -5,11 +5,19 @@ flight; a 2xx acks, a 5xx/429/timeout/connection error retries with
 exponential backoff and full jitter (honouring Retry-After) for as long as the
 spool holds the record, and any other 4xx is a dead letter with the
 upstream's answer: never retried blindly.
+
+When the upstream fails `TRIP` times in a row it is taken as down: the
+forwarder sends one record at a time, spaced by the same backoff, instead of
+its whole concurrency against a dead host. The first answer after that (a 2xx
+or a 4xx: the upstream is up) makes every waiting retry due at once, so an
+outage's backlog drains as soon as the upstream is back, not when each
+record's own backoff ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -25,8 +33,10 @@ from gateway.spool import Claimed, Record, Spool
 log = logging.getLogger("gateway.forward")
 
 BACKOFF_BASE = 0.5  # seconds before the first retry, at most
-BACKOFF_CAP = 300.0  # seconds between attempts, at most
+BACKOFF_CAP = 60.0  # seconds between attempts of one record, at most
 CLAIM_WAIT = 0.5  # seconds a claim waits for work before looking again
+TRIP = 10  # retryable failures in a row that mean the upstream is down
+PROBE_CAP = 10.0  # seconds between probes of a down upstream, at most: one request is cheap
 
 
 def is_retryable(answer: Answer) -> bool:
@@ -70,6 +80,13 @@ class Forwarder:
         self._slot_free = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._failures = 0  # retryable answers in a row
+        self._probe_at = 0.0  # while down: when the next single record may go
+        self._probe_delay = BACKOFF_BASE
+
+    @property
+    def upstream_down(self) -> bool:
+        return self._failures >= TRIP
 
     @property
     def running(self) -> bool:
@@ -90,10 +107,13 @@ class Forwarder:
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
-            free = self._concurrency - len(self._in_flight)
+            capacity = 1 if self.upstream_down else self._concurrency
+            free = capacity - len(self._in_flight)
             if free <= 0:
                 self._slot_free.clear()
                 await self._slot_free.wait()
+                continue
+            if self.upstream_down and await self._wait_for_probe():
                 continue
             try:
                 claimed = await self._spool.claim(free, wait=CLAIM_WAIT)
@@ -105,6 +125,15 @@ class Forwarder:
                 task = asyncio.create_task(self._forward(item))
                 self._in_flight.add(task)
                 task.add_done_callback(self._done)
+
+    async def _wait_for_probe(self) -> bool:
+        """Sleeps until the next probe may go; True when stopping or woken meanwhile."""
+        delay = self._probe_at - time.monotonic()
+        if delay <= 0:
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), min(delay, CLAIM_WAIT))
+        return True
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
@@ -131,13 +160,38 @@ class Forwarder:
 
     async def _settle(self, claimed: Claimed, answer: Answer) -> None:
         kind = claimed.record.kind
-        if 200 <= answer.status < 300:
-            await self._spool.ack(claimed)
-        elif is_retryable(answer):
+        if is_retryable(answer):
+            self._failed(answer)
             self._metrics.retries.labels(kind).inc()
             await self._spool.retry(claimed, backoff(claimed.attempts, answer.retry_after))
+            return
+        await self._upstream_up()
+        if 200 <= answer.status < 300:
+            await self._spool.ack(claimed)
         else:
             await self._dead(claimed, answer)
+
+    def _failed(self, answer: Answer) -> None:
+        self._failures += 1
+        if self._failures < TRIP:
+            return
+        now = time.monotonic()
+        if self._failures == TRIP:
+            log.warning("upstream down (%d failures in a row, last %s): probing one record "
+                        "at a time", TRIP, answer.status)
+            self._probe_delay = BACKOFF_BASE
+        elif now >= self._probe_at:  # a probe failed, not a request already in flight at the trip
+            self._probe_delay = min(self._probe_delay * 2, PROBE_CAP)
+        # equal jitter: spaced at least half the delay, so probes do not bunch up
+        delay = self._probe_delay / 2 + random.uniform(0, self._probe_delay / 2)
+        self._probe_at = now + max(delay, answer.retry_after or 0.0)
+
+    async def _upstream_up(self) -> None:
+        was_down = self.upstream_down
+        self._failures = 0
+        if was_down:
+            due = await self._spool.expedite()
+            log.warning("upstream answering again: %d waiting records due now", due)
 
     async def _dead(self, claimed: Claimed, answer: Answer) -> None:
         self._metrics.dead_letters.labels(claimed.record.kind).inc()

@@ -5,6 +5,7 @@ A real gateway process forwards over real HTTP to the recording upstream.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -167,3 +168,58 @@ def test_orders_past_three_days_are_not_sent() -> None:
     reason = too_old(order("2026-11-19T11:00:00+00:00"), now)
     assert reason is not None and "more than 3 days ago" in reason
     assert too_old(Record("track", "k", b"{}", ""), now) is None
+
+
+class ScriptedConnect:
+    """A Connect double: answers 503 while `down`, else 200; records concurrency."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.in_flight = 0
+        self.most_in_flight_while_down = 0
+        self.delivered: list[str] = []
+        self.calls = 0
+
+    async def send(self, record: Record) -> Answer:
+        self.calls += 1
+        self.in_flight += 1
+        if self.down:
+            self.most_in_flight_while_down = max(self.most_in_flight_while_down, self.in_flight)
+        await asyncio.sleep(0.005)
+        self.in_flight -= 1
+        if self.down:
+            return Answer(503, "down")
+        self.delivered.append(record.key)
+        return Answer(200, "ok")
+
+
+async def test_after_an_outage_the_backlog_drains_at_once() -> None:
+    from gateway.forward import PROBE_CAP, Forwarder
+    from gateway.metrics import Metrics
+    from gateway.spool.memory import MemorySpool
+
+    spool = MemorySpool(max_records=1000, dedupe_ttl=60)
+    connect = ScriptedConnect()
+    forwarder = Forwarder(spool, connect, concurrency=16, metrics=Metrics())  # type: ignore[arg-type]
+    await spool.put([Record("track", f"k{i}", b"{}", "") for i in range(50)])
+    forwarder.start()
+    await asyncio.sleep(1.0)
+    assert forwarder.upstream_down and connect.delivered == []
+    assert connect.most_in_flight_while_down == 16  # the whole concurrency until it tripped
+    connect.most_in_flight_while_down, calls = 0, connect.calls
+    await asyncio.sleep(4.0)  # every record has failed by now: backoffs of up to 8 s
+    assert connect.most_in_flight_while_down == 1  # then one probe at a time
+    assert 1 <= connect.calls - calls <= 4  # probes spaced ~0.5, 1, 2, 4 s … apart
+    connect.down = False
+    recovered = time.monotonic()
+    for _ in range(400):
+        if len(connect.delivered) == 50:
+            break
+        await asyncio.sleep(0.05)
+    drained_in = time.monotonic() - recovered
+    await forwarder.stop()
+    assert sorted(connect.delivered) == sorted(f"k{i}" for i in range(50))
+    assert not forwarder.upstream_down
+    # the next probe goes within one probe delay (PROBE_CAP at most); then all at once,
+    # although each record's own backoff would have it wait up to 60 s
+    assert drained_in < PROBE_CAP, drained_in

@@ -158,6 +158,22 @@ async def test_retry_is_due_after_the_delay_with_one_more_attempt(spools: OpenSp
     assert again.attempts == 1
 
 
+async def test_expedite_makes_waiting_retries_due_but_not_leased_records(
+        spools: OpenSpool) -> None:
+    spool = await spools()
+    await spool.put(records(3))
+    first, second, third = sorted(await spool.claim(10, wait=0), key=lambda c: c.record.key)
+    await spool.retry(first, delay=3600)
+    await spool.retry(second, delay=3600)
+    assert await spool.claim(10, wait=0) == []
+    assert await spool.expedite() == 2
+    again = await spool.claim(10, wait=1)
+    assert sorted(c.record.key for c in again) == [first.record.key, second.record.key]
+    assert all(c.attempts == 1 for c in again)
+    assert await spool.expedite() == 0  # the third is still leased: not touched
+    await spool.ack(third)
+
+
 async def test_dead_moves_to_dead_letters_with_the_answer(spools: OpenSpool) -> None:
     spool = await spools()
     await spool.put(records(2))

@@ -77,6 +77,9 @@ class Spool(Protocol):
     async def dead(self, claimed: Claimed, status: int, answer: str) -> None:
         """Never: move it to the dead letters with the upstream's answer."""
 
+    async def expedite(self) -> int:
+        """Make every waiting retry due now (the upstream is back); answer how many."""
+
     async def depth(self) -> int:
         """Records waiting or in flight (not dead)."""
 
@@ -92,8 +95,8 @@ class Spool(Protocol):
         """Delete dead letters (all, or these ids); answer how many."""
 
 
-def open_spool(url: str, max_records: int, dedupe_ttl: float) -> Spool:
-    """The backend `IAN_SPOOL` names."""
+def open_spool(url: str, max_records: int, dedupe_ttl: float, lease: float = 30.0) -> Spool:
+    """The backend `IAN_SPOOL` names; `lease`: seconds a claimed record stays hidden."""
     if url.startswith("memory:"):
         from gateway.spool.memory import MemorySpool
 
@@ -101,11 +104,13 @@ def open_spool(url: str, max_records: int, dedupe_ttl: float) -> Spool:
     if url.startswith("sqlite://"):
         from gateway.spool.sqlite import SqliteSpool
 
-        sqlite_spool: Spool = SqliteSpool(url.removeprefix("sqlite://"), max_records, dedupe_ttl)
+        sqlite_spool: Spool = SqliteSpool(
+            url.removeprefix("sqlite://"), max_records, dedupe_ttl, lease=lease
+        )
         return sqlite_spool
     if url.startswith(("redis://", "rediss://")):
         from gateway.spool.redis import RedisSpool
 
-        redis_spool: Spool = RedisSpool(url, max_records, dedupe_ttl)
+        redis_spool: Spool = RedisSpool(url, max_records, dedupe_ttl, lease=lease)
         return redis_spool
     raise ValueError(f"IAN_SPOOL: unknown spool {url!r}")

@@ -92,6 +92,14 @@ class MemorySpool:
             claimed.id, claimed.record, status, answer, attempts + 1, time.time()
         )
 
+    async def expedite(self) -> int:
+        now = time.monotonic()
+        waiting = sum(1 for due, _ in self._due if due > now)
+        self._due = [(min(due, now), record_id) for due, record_id in self._due]
+        heapq.heapify(self._due)
+        self._wakeup.set()
+        return waiting
+
     async def depth(self) -> int:
         return len(self._records)
 

@@ -51,6 +51,7 @@ Out = TypeVar("Out")
 GROUP: Final = "forwarders"
 TOKEN_LEN: Final = 32
 FORGET_IDLE_CONSUMERS_MS: Final = 3_600_000  # consumers of processes gone for an hour
+EXPEDITE_CHUNK: Final = 1000
 RELEASED_IDLE_MS: Final = 2**40  # "delivered long ago": claimable at once by anyone
 
 # KEYS: delayed, stream. ARGV: now (ms), most to move.
@@ -392,6 +393,15 @@ class RedisSpool:
             keys=[self._stream, self._dead],
             args=[GROUP, claimed.id, self.consumer, status, answer, _ms(time.time())],
         )
+
+    async def expedite(self) -> int:
+        moved = 0
+        while True:  # in chunks, so no single script holds Redis for long
+            count = int(await self._promote(keys=[self._delayed, self._stream],
+                                            args=["+inf", EXPEDITE_CHUNK]))
+            moved += count
+            if count < EXPEDITE_CHUNK:
+                return moved
 
     async def depth(self) -> int:
         # XLEN counts entries waiting and pending (deleted only at ack); ZCARD the delayed.

@@ -129,6 +129,8 @@ BURY: Final = """
     INSERT INTO dead_letters (id, kind, key, body, user_agent, status, answer, attempts, failed_at)
     SELECT id, kind, key, body, user_agent, ?, ?, attempts + 1, ?
     FROM records WHERE id = ? AND lease_owner = ?"""
+# Waiting retries (not leased ones) due now: the upstream is back.
+EXPEDITE: Final = "UPDATE records SET due_at = ? WHERE lease_owner IS NULL AND due_at > ?"
 RELEASE_LEASES: Final = "UPDATE records SET due_at = ?, lease_owner = NULL WHERE lease_owner = ?"
 OLDEST: Final = "SELECT enqueued_at FROM records ORDER BY id LIMIT 1"
 DEAD_LETTERS: Final = """
@@ -585,6 +587,13 @@ class SqliteSpool:
     async def dead(self, claimed: Claimed, status: int, answer: str) -> None:
         record_id = int(claimed.id)
         await self._submit(lambda conn: self._bury(conn, record_id, status, answer))
+
+    async def expedite(self) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            now = time.time()
+            return conn.execute(EXPEDITE, (now, now)).rowcount
+
+        return await self._submit(work)
 
     async def depth(self) -> int:
         return await self._read(lambda conn: int(conn.execute(COUNT_RECORDS).fetchone()[0]))
