@@ -54,7 +54,9 @@ class Parts:
 def build_parts(settings: Settings) -> Parts:
     metrics = Metrics()
     dedupe = Dedupe(settings.dedupe_ttl, settings.dedupe_max)
-    spool = open_spool(settings.spool, settings.spool_max, settings.dedupe_ttl)
+    spool = open_spool(
+        settings.spool, settings.spool_max, settings.dedupe_ttl, settings.spool_lease
+    )
     connect = forwarder = None
     if settings.forwarder:
         settings.require_upstream()

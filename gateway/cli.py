@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 
@@ -36,6 +37,9 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"ian-gateway: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings)  # the parent process's lines too, in the same format
+    # uvicorn re-raises the SIGTERM it handled once the graceful shutdown is done; a
+    # shutdown asked for and finished is a success (exit 0), not a death by signal.
+    signal.signal(signal.SIGTERM, exit_cleanly)
     uvicorn.run(
         "gateway.app:create_app_from_env", factory=True, host=args.host, port=args.port,
         workers=args.workers, log_level=args.log_level, loop="uvloop", http="httptools",
@@ -43,6 +47,10 @@ def run_serve(args: argparse.Namespace) -> int:
         access_log=False, log_config=None,
     )
     return 0
+
+
+def exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:

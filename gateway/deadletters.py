@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action in ("replay", "purge") and not args.ids and not args.all:
         print(f"ian-gateway: {args.action} needs ids or --all", file=sys.stderr)
         return 2
-    spool = open_spool(settings.spool, settings.spool_max, settings.dedupe_ttl)
+    spool = open_spool(settings.spool, settings.spool_max, settings.dedupe_ttl,
+                       settings.spool_lease)
     return asyncio.run(act(spool, args))
 
 

@@ -122,6 +122,9 @@ SETTINGS: tuple[Setting, ...] = (
             "(tests only: loses events on exit)."),
     Setting("IAN_SPOOL_MAX", "spool_max", _positive_int, "1000000",
             "Events the spool may hold before intake answers 503 with Retry-After."),
+    Setting("IAN_SPOOL_LEASE", "spool_lease", _positive_float, "30",
+            "Seconds a record claimed by a forwarder stays hidden from the others; a dead "
+            "forwarder's records are sent again after it. Must exceed `IAN_UPSTREAM_TIMEOUT`."),
     Setting("IAN_DEDUPE_TTL", "dedupe_ttl", _positive_float, "900",
             "Seconds an `event_id` (or order) is remembered for dedupe."),
     Setting("IAN_DEDUPE_MAX", "dedupe_max", _positive_int, "1000000",
@@ -163,6 +166,7 @@ class Settings:
     client_ip_header: str | None = None
     spool: str = "sqlite:///./ian-spool.db"
     spool_max: int = 1_000_000
+    spool_lease: float = 30.0
     dedupe_ttl: float = 900.0
     dedupe_max: int = 1_000_000
     orders_api_keys: tuple[str, ...] = ()
@@ -185,6 +189,9 @@ class Settings:
                 values[setting.attr] = setting.parse(raw)
             except ValueError as exc:
                 raise ConfigError(f"{setting.env}={raw!r}: {exc}") from None
+        if values["spool_lease"] <= values["upstream_timeout"]:
+            # a live forwarder still waiting on the upstream would lose its records to another
+            raise ConfigError("IAN_SPOOL_LEASE must be greater than IAN_UPSTREAM_TIMEOUT")
         return cls(**values)
 
     def with_(self, **changes: Any) -> Settings:

@@ -96,3 +96,11 @@ def test_readme_table_is_the_output_of_config_markdown(capsys: pytest.CaptureFix
     assert printed == markdown_table()
     assert table == printed, "README is stale: paste `ian-gateway config --markdown` between " \
         "the config markers"
+
+
+def test_spool_lease_must_outlast_an_upstream_request() -> None:
+    # a live forwarder still waiting on the upstream would lose its records to another
+    with pytest.raises(ConfigError, match=r"^IAN_SPOOL_LEASE must be greater than IAN_UPSTREAM"):
+        Settings.from_env({"IAN_SPOOL_LEASE": "10", "IAN_UPSTREAM_TIMEOUT": "10"})
+    settings = Settings.from_env({"IAN_SPOOL_LEASE": "11", "IAN_UPSTREAM_TIMEOUT": "10"})
+    assert settings.spool_lease == 11
