@@ -39,7 +39,7 @@ Spawn = Callable[..., Process]
 SERVE = ["serve", "--host", "127.0.0.1", "--log-level", "warning"]
 FORWARD_CONCURRENCY = 64  # IAN_FORWARD_CONCURRENCY: the most a crash can leave un-acked
 GRACEFUL_EXIT_S = 30.0  # uvicorn's timeout_graceful_shutdown (20 s) + the forwarder's drain
-# gateway/spool/{sqlite,redis}.py: a dead process's leases end after 30 s (not configurable).
+# IAN_SPOOL_LEASE (default 30 s): a dead process's leases end after it.
 SPOOL_LEASE_S = 30.0
 SPOOL_PREFIX = "ian:spool:"  # gateway/spool/redis.py's default key prefix
 OUTAGE_DRAIN_S = 60.0  # how long after the upstream's recovery the spool may take to drain
@@ -299,10 +299,6 @@ def test_upstream_outage_of_30s_under_load_loses_and_doubles_nothing(
     assert not set(result.arrivals) & run.spooled
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway/forward.py backoff() is per record and never reset when the upstream "
-    "recovers: after a 30 s outage a record that failed 8-9 times waits up to "
-    "0.5*2^9 s = 256 s (BACKOFF_CAP 300 s), so the spool drains minutes after recovery"))
 def test_upstream_outage_of_30s_spool_drains_within_60s_of_recovery(
         outage_run: OutageRun) -> None:
     assert outage_run.drained_s is not None, (
@@ -417,10 +413,6 @@ def test_sigterm_under_load_exits_cleanly_and_keeps_every_event(
     assert code in (0, -signal.SIGTERM)  # exited by itself, in time; 0 is checked below
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway/cli.py run_serve: uvicorn (0.54) re-raises the captured SIGTERM after its "
-    "graceful shutdown (Server.capture_signals), so serve dies 'killed by SIGTERM' (-15, "
-    "shell 143) even after a clean drain; with --workers 2 it exits 0"))
 def test_sigterm_exit_status_is_0(spawn: Spawn, sandbox: Sandbox, tmp_path: Path) -> None:
     gateway = spawn(SERVE, env=gateway_env(sandbox, f"sqlite://{tmp_path}/spool.db"))
     gateway.signal(signal.SIGTERM)
