@@ -127,7 +127,7 @@ def rows(results: Mapping[str, Any]) -> list[list[str]]:
         ["  forwarder alone, draining (intake idle)", _num(e2e.get("drain_events_per_s")),
          "events/s", "the backlog left after the window"],
         ["dedupe memory, 1M event_ids", _num(memory.get("bytes_per_key_rss")), "B/id",
-         f"RSS delta; the key string alone is {memory.get('key_string_bytes', '-')} B"],
+         f"RSS delta, keys included (a UUID str is {memory.get('key_string_bytes', '-')} B)"],
     ]
 
 
