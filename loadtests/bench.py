@@ -434,6 +434,7 @@ def run(options: Options) -> dict[str, Any]:
         os.sched_setaffinity(0, {int(cpus.load)})  # this harness's own client shares wrk's CPU
     results: dict[str, Any] = {
         "git_sha": bench_report.git_sha(ROOT),
+        "uncommitted": bench_report.uncommitted(ROOT),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(cpus),
         "options": {"duration": options.duration, "warmup": options.warmup,

@@ -173,6 +173,16 @@ def git_sha(root: Path) -> str:
     return out.stdout.strip() or "nogit"
 
 
+def uncommitted(root: Path, under: str = "gateway") -> list[str]:
+    """Files under `under` that differ from HEAD: the run measured those, not the sha alone."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--", under], cwd=root,
+                             capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    return [line[3:] for line in out.stdout.splitlines()]
+
+
 def write(results: Mapping[str, Any], directory: Path = RESULTS, when: float | None = None) -> Path:
     """`<directory>/<UTC timestamp>-<git sha>.json`, with the verdicts included."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when if when is not None else time.time()))

@@ -187,3 +187,7 @@ def test_a_failed_step_is_recorded_and_the_rest_still_run(tmp_path: Path) -> Non
     runner.run_steps(found, gateway=False)
     assert found["baselines"]["bare_asgi"] == {"error": "port did not open"}
     assert found["memory"] == {"bytes_per_key_rss": 1.0}
+
+
+def test_uncommitted_lists_nothing_outside_a_repository(tmp_path: Path) -> None:
+    assert bench_report.uncommitted(tmp_path) == []
