@@ -161,7 +161,15 @@ def render(results: Mapping[str, Any]) -> str:
         table(["measurement", "value", "unit", "note"], rows(results)),
         table(["ratio / target", "value", "target", "verdict"], verdicts),
         *profiles(results),
+        *provenance(results),
     ])
+
+
+def provenance(results: Mapping[str, Any]) -> list[str]:
+    changed = results.get("uncommitted") or []
+    if not changed:
+        return []
+    return [f"measured {results.get('git_sha')} plus uncommitted changes to {', '.join(changed)}"]
 
 
 def git_sha(root: Path) -> str:
