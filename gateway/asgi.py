@@ -30,9 +30,20 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole request body; raises BodyTooLarge past `limit` bytes, before reading them."""
-    declared = header(scope, b"content-length")
+def headers_of(scope: Scope, names: frozenset[bytes]) -> dict[bytes, bytes]:
+    """The first value of each of `names` (lower-case) in one pass over the headers."""
+    found: dict[bytes, bytes] = {}
+    for key, value in scope["headers"]:
+        if key in names and key not in found:
+            found[key] = bytes(value)
+    return found
+
+
+async def read_body(receive: Receive, limit: int, declared: bytes | None) -> bytes:
+    """The whole request body; raises BodyTooLarge past `limit` bytes, before reading them.
+
+    `declared`: the request's Content-Length, if it sent one.
+    """
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge()
     chunks: list[bytes] = []

@@ -6,6 +6,7 @@ that require a field are data here; `validate.py` only walks them.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,13 +29,18 @@ def is_uuid(value: Any) -> bool:
 
 def as_number(value: Any) -> float | None:
     """A JSON number or a numeric string as a float; None when it is neither."""
+    if isinstance(value, str):
+        return _number_text(value)
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
         return float(value)
-    if isinstance(value, str) and _NUMBER.fullmatch(value):
-        return float(value)
     return None
+
+
+@functools.lru_cache(maxsize=4096)  # positions, pages and versions repeat in every beacon
+def _number_text(value: str) -> float | None:
+    return float(value) if _NUMBER.fullmatch(value) else None
 
 
 def is_blank(value: Any) -> bool:
@@ -202,7 +208,11 @@ REQUIRED: Mapping[tuple[str, str], tuple[str, ...]] = {
 }
 
 
-def ad_data(event: Any) -> tuple[AdType, dict[str, Any]] | None:
+# An event's one `*_data` object and its ad type, as `ad_data` finds it.
+Found = tuple[AdType, dict[str, Any]]
+
+
+def ad_data(event: Any) -> Found | None:
     """The one known `*_data` object of an event, or None when there is not exactly one."""
     data = event.get("data") if isinstance(event, dict) else None
     if not isinstance(data, dict):

@@ -156,7 +156,11 @@ class Connect:
             headers = {**self._headers, "User-Agent": OWN_USER_AGENT, **headers}
         try:
             async with self._session.post(self._base + path, data=body, headers=headers) as resp:
-                text = await resp.text(errors="replace")
-                return Answer(resp.status, text, retry_after(resp.headers.get("Retry-After")))
+                answer = await resp.read()
+                status = resp.status
+                if 200 <= status < 300 and path != TOKEN_PATH:
+                    return Answer(status, "")  # the hot path: nothing to keep of a success
+                text = answer.decode("utf-8", errors="replace")
+                return Answer(status, text, retry_after(resp.headers.get("Retry-After")))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return Answer(0, f"{type(exc).__name__}: {exc}")

@@ -11,11 +11,11 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.catalog import ad_data
+from gateway.catalog import Found, ad_data
 from gateway.settings import IPNetwork
 from gateway.types import Scope
 
@@ -33,8 +33,14 @@ BOT_USER_AGENT = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=4096)  # a regex over every request's UA; shoppers' UAs repeat
 def is_bot(user_agent: str) -> bool:
     return not user_agent or BOT_USER_AGENT.search(user_agent) is not None
+
+
+@functools.lru_cache(maxsize=16384)  # str() of an ipaddress costs more than parsing it
+def render(address: IPAddress, anonymized: bool) -> str:
+    return str(anonymize(address) if anonymized else address)
 
 
 def anonymize(address: IPAddress) -> IPAddress:
@@ -81,7 +87,7 @@ class ClientAddress:
         address = self.address(scope)
         if address is None:
             return ""
-        return str(anonymize(address) if self._anonymize else address)
+        return render(address, self._anonymize)
 
     def address(self, scope: Scope) -> IPAddress | None:
         client = scope.get("client")
@@ -124,12 +130,14 @@ def received_at() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def enrich(event: Any, user_agent: str, user_ip: str, now: str) -> None:
-    """Set the tracking context, always overwriting the browser's, and fill a missing sent_at."""
+def enrich(event: Any, user_agent: str, user_ip: str, now: Callable[[], str]) -> Found | None:
+    """Set the tracking context, always overwriting the browser's, and fill a missing sent_at
+    with `now()`. Answers the event's data object for the steps after."""
     if not isinstance(event, dict):
-        return
+        return None
     found = ad_data(event)
     if found is not None:
         found[1]["event_tracking_context"] = {"user_agent": user_agent, "user_ip": user_ip}
     if event.get("sent_at") is None:
-        event["sent_at"] = now
+        event["sent_at"] = now()
+    return found

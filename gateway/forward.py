@@ -76,8 +76,12 @@ class Forwarder:
         self._connect = connect
         self._concurrency = concurrency
         self._metrics = metrics
-        self._in_flight: set[asyncio.Task[None]] = set()
+        # The claimer hands records to long-lived workers: no task per record.
+        self._queue: asyncio.Queue[Claimed] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._busy = 0  # records handed to the workers and not yet settled
         self._slot_free = asyncio.Event()
+        self._idle = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failures = 0  # retryable answers in a row
@@ -93,6 +97,8 @@ class Forwarder:
         return self._task is not None and not self._task.done()
 
     def start(self) -> None:
+        self._workers = [asyncio.create_task(self._work(), name=f"forwarder-{i}")
+                         for i in range(self._concurrency)]
         self._task = asyncio.create_task(self._run(), name="forwarder")
 
     async def stop(self, drain_timeout: float = 10.0) -> None:
@@ -100,15 +106,18 @@ class Forwarder:
         self._stopping.set()
         if self._task is not None:
             await self._task
-        if self._in_flight:
-            await asyncio.wait(self._in_flight, timeout=drain_timeout)
-        for task in self._in_flight:
-            task.cancel()
+        if self._busy:
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), drain_timeout)
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
             capacity = 1 if self.upstream_down else self._concurrency
-            free = capacity - len(self._in_flight)
+            free = capacity - self._busy
             if free <= 0:
                 self._slot_free.clear()
                 await self._slot_free.wait()
@@ -121,10 +130,9 @@ class Forwarder:
                 log.exception("spool claim failed; trying again shortly")
                 await asyncio.sleep(CLAIM_WAIT)
                 continue
+            self._busy += len(claimed)
             for item in claimed:
-                task = asyncio.create_task(self._forward(item))
-                self._in_flight.add(task)
-                task.add_done_callback(self._done)
+                self._queue.put_nowait(item)
 
     async def _wait_for_probe(self) -> bool:
         """Sleeps until the next probe may go; True when stopping or woken meanwhile."""
@@ -135,9 +143,16 @@ class Forwarder:
             await asyncio.wait_for(self._stopping.wait(), min(delay, CLAIM_WAIT))
         return True
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        self._slot_free.set()
+    async def _work(self) -> None:
+        while True:
+            claimed = await self._queue.get()
+            try:
+                await self._forward(claimed)
+            finally:
+                self._busy -= 1
+                self._slot_free.set()
+                if not self._busy:
+                    self._idle.set()
 
     async def _forward(self, claimed: Claimed) -> None:
         try:
@@ -154,15 +169,16 @@ class Forwarder:
             return
         started = time.perf_counter()
         answer = await self._connect.send(claimed.record)
-        self._metrics.forward_latency.labels(kind).observe(time.perf_counter() - started)
-        self._metrics.upstream.labels(kind, str(answer.status)).inc()
+        m = self._metrics
+        m.child(m.forward_latency, kind).observe(time.perf_counter() - started)
+        m.child(m.upstream, kind, str(answer.status)).inc()
         await self._settle(claimed, answer)
 
     async def _settle(self, claimed: Claimed, answer: Answer) -> None:
         kind = claimed.record.kind
         if is_retryable(answer):
             self._failed(answer)
-            self._metrics.retries.labels(kind).inc()
+            self._metrics.child(self._metrics.retries, kind).inc()
             await self._spool.retry(claimed, backoff(claimed.attempts, answer.retry_after))
             return
         await self._upstream_up()
@@ -194,7 +210,7 @@ class Forwarder:
             log.warning("upstream answering again: %d waiting records due now", due)
 
     async def _dead(self, claimed: Claimed, answer: Answer) -> None:
-        self._metrics.dead_letters.labels(claimed.record.kind).inc()
+        self._metrics.child(self._metrics.dead_letters, claimed.record.kind).inc()
         log.warning("dead letter %s: upstream %s %s", claimed.record.key, answer.status,
                     answer.body[:500])
         await self._spool.dead(claimed, answer.status, answer.body)

@@ -18,14 +18,13 @@ from gateway.asgi import (
     BodyTooLarge,
     Receive,
     Send,
-    header,
+    headers_of,
     media_type,
     read_body,
     respond,
     respond_error,
     respond_errors,
 )
-from gateway.catalog import ad_data
 from gateway.dedupe import Dedupe
 from gateway.enrich import ClientAddress, enrich, is_bot, received_at
 from gateway.errors import ISSUES_CODE, invalid, issues
@@ -33,12 +32,14 @@ from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.spool import Record, Spool, SpoolFull
 from gateway.types import Error, Scope
-from gateway.validate import validate_event
+from gateway.validate import validate_found
 
 MAX_BODY = 64 * 1024  # DESIGN.md: body over 64 KiB -> 413
 MAX_BATCH = 100  # DESIGN.md: {"events": [...]} with 1-100 events
 CONTENT_TYPES = frozenset({"text/plain", "application/json"})  # text/plain: sendBeacon
 PREFLIGHT_MAX_AGE = b"7200"  # Chromium caps Access-Control-Max-Age at 2 hours
+# The request headers intake reads, picked in one pass.
+WANTED = frozenset({b"origin", b"content-type", b"content-length", b"user-agent"})
 _INDEX = re.compile(r"\[[0-9]+\]")
 # IAN_DROP_BOTS: a bot's event is rejected in the answer, never dropped silently.
 BOT_DROPPED = invalid("is a bot user agent; not forwarded (IAN_DROP_BOTS)", "user_agent")
@@ -64,13 +65,17 @@ class Outcome:
 
     def count(self, metrics: Metrics, kind: str) -> None:
         """Outcomes and reject keys into the metrics (item indexes folded: `items[]`)."""
-        metrics.events.labels(kind, "accepted").inc(self.accepted)
-        metrics.events.labels(kind, "duplicate").inc(self.duplicates)
-        metrics.events.labels(kind, "rejected").inc(len(self.rejected))
+        if self.accepted:
+            metrics.child(metrics.events, kind, "accepted").inc(self.accepted)
+        if self.duplicates:
+            metrics.child(metrics.events, kind, "duplicate").inc(self.duplicates)
+        if not self.rejected:
+            return
+        metrics.child(metrics.events, kind, "rejected").inc(len(self.rejected))
         for rejected in self.rejected:
             for err in rejected["errors"]:
                 key = _INDEX.sub("[]", err.get("meta", {}).get("key", ""))
-                metrics.rejects.labels(key, str(err["error"]["error_code"])).inc()
+                metrics.child(metrics.rejects, key, str(err["error"]["error_code"])).inc()
 
 
 async def spool_new(spool: Spool, dedupe: Dedupe, fresh: list[Record], outcome: Outcome) -> None:
@@ -128,7 +133,8 @@ class Intake:
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        origin = header(scope, b"origin")
+        headers = headers_of(scope, WANTED)
+        origin = headers.get(b"origin")
         if origin is not None and origin not in self._origins:
             message = f"origin {origin.decode('latin-1')} is not allowed (IAN_ALLOWED_ORIGINS)"
             return await self._answer_error(send, 403, message)
@@ -137,55 +143,57 @@ class Intake:
             return await self._preflight(send, cors)
         if scope["method"] != "POST":
             return await self._answer_error(send, 405, "use POST", [(b"allow", b"POST, OPTIONS")])
-        await self._post(scope, receive, send, cors)
+        await self._post(scope, headers, receive, send, cors)
 
     async def _preflight(self, send: Send, cors: list[tuple[bytes, bytes]]) -> None:
         await send({"type": "http.response.start", "status": 204,
                     "headers": [*cors[:1], *self._preflight_headers]})
         await send({"type": "http.response.body", "body": b""})
 
-    async def _post(self, scope: Scope, receive: Receive, send: Send, cors: list[Any]) -> None:
-        kind, charset = media_type(header(scope, b"content-type"))
+    async def _post(self, scope: Scope, headers: dict[bytes, bytes], receive: Receive,
+                    send: Send, cors: list[Any]) -> None:
+        kind, charset = media_type(headers.get(b"content-type"))
         if kind not in CONTENT_TYPES or charset not in (None, "utf-8", "utf8"):
             message = "Content-Type must be text/plain or application/json (UTF-8)"
             return await self._answer_error(send, 415, message, cors)
         try:
-            body = await read_body(scope, receive, MAX_BODY)
+            body = await read_body(receive, MAX_BODY, headers.get(b"content-length"))
             events = items_of(body, "events", MAX_BATCH)
         except BodyTooLarge:
             return await self._answer_error(send, 413, f"body over {MAX_BODY} bytes", cors)
         except Malformed:
-            self._metrics.requests.labels("events", "400").inc()
+            self._count_request(400)
             return await respond_errors(send, 400, [issues()], cors)
         try:
-            outcome = await self.accept(scope, events)
+            user_agent = headers.get(b"user-agent", b"").decode("latin-1")
+            outcome = await self.accept(scope, user_agent, events)
         except SpoolFull as full:
             retry = [(b"retry-after", str(full.retry_after).encode())]
             message = "the gateway cannot take more events now; retry later"
             return await self._answer_error(send, 503, message, [*cors, *retry])
-        self._metrics.requests.labels("events", str(outcome.status)).inc()
+        self._count_request(outcome.status)
         await respond(send, outcome.status, outcome.answer(), cors)
 
-    async def accept(self, scope: Scope, events: list[Any]) -> Outcome:
+    async def accept(self, scope: Scope, user_agent: str, events: list[Any]) -> Outcome:
         """enrich -> validate -> dedupe each event, then spool the new ones together."""
-        user_agent = (header(scope, b"user-agent") or b"").decode("latin-1")
         user_ip = self._address.resolve(scope)
-        now = received_at()
         bot = is_bot(user_agent)
         if bot:
             action = "dropped" if self._drop_bots else "forwarded"
-            self._metrics.bots.labels(action).inc(len(events))
+            self._metrics.child(self._metrics.bots, action).inc(len(events))
         outcome = Outcome()
         fresh: list[Record] = []
         for index, event in enumerate(events):
-            enrich(event, user_agent, user_ip, now)
-            errors = validate_event(event)
+            found = enrich(event, user_agent, user_ip, received_at)
+            errors = validate_found(event, found)
             if not errors and bot and self._drop_bots:
                 errors = [BOT_DROPPED]
             if errors:
                 outcome.reject(index, errors)
                 continue
-            key = self._key(event)
+            assert found is not None, "a valid event has exactly one *_data object"
+            # validation proved the event_id a UUID; UUIDs compare case-insensitively
+            key = str(found[1]["event_id"]).lower()
             if self._dedupe.is_duplicate(key):
                 outcome.duplicates += 1
                 continue
@@ -194,16 +202,12 @@ class Intake:
         outcome.count(self._metrics, "track")
         return outcome
 
-    @staticmethod
-    def _key(event: dict[str, Any]) -> str:
-        """The dedupe key: the event_id, which validation proved a UUID (case-insensitive)."""
-        found = ad_data(event)
-        assert found is not None, "a valid event has exactly one *_data object"
-        return str(found[1]["event_id"]).lower()
+    def _count_request(self, status: int) -> None:
+        self._metrics.child(self._metrics.requests, "events", str(status)).inc()
 
     async def _answer_error(
         self, send: Send, status: int, message: str, headers: list[Any] | None = None
     ) -> None:
-        self._metrics.requests.labels("events", str(status)).inc()
+        self._count_request(status)
         await respond_error(send, status, message, ISSUES_CODE, headers or [])
 

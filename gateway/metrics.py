@@ -6,6 +6,8 @@ event's age) are set by `refresh` just before a scrape.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -23,6 +25,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 class Metrics:
     def __init__(self) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -52,6 +55,14 @@ class Metrics:
             "ian_spool_depth", "Records waiting in the spool or in flight", registry=r)
         self.spool_oldest = Gauge(
             "ian_spool_oldest_seconds", "Age of the oldest waiting record", registry=r)
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, looked up once: the hot paths count on every request."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -72,7 +72,7 @@ class OrderIntake:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status = await self._answer(scope, receive, send)
-        self._metrics.requests.labels("orders", str(status)).inc()
+        self._metrics.child(self._metrics.requests, "orders", str(status)).inc()
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> int:
         """Answers the request; returns the status it answered."""
@@ -100,7 +100,8 @@ class OrderIntake:
             await respond_error(send, 415, WRONG_TYPE, ISSUES_CODE)
             return 415
         try:
-            orders = items_of(await read_body(scope, receive, MAX_BODY), "orders", MAX_BATCH)
+            body = await read_body(receive, MAX_BODY, header(scope, b"content-length"))
+            orders = items_of(body, "orders", MAX_BATCH)
         except BodyTooLarge:
             await respond_error(send, 413, TOO_LARGE, ISSUES_CODE)
             return 413

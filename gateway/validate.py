@@ -15,6 +15,7 @@ from gateway.catalog import (
     USER_AGENT_MAX,
     USER_ID_MAX,
     AdType,
+    Found,
     ad_data,
     is_blank,
 )
@@ -24,11 +25,15 @@ from gateway.types import Error
 
 def validate_event(event: Any) -> list[Error]:
     """Every error the track endpoint would answer for `event`; empty when it is valid."""
+    return validate_found(event, ad_data(event))
+
+
+def validate_found(event: Any, found: Found | None) -> list[Error]:
+    """`validate_event` for a caller that has looked up the event's data object already."""
     if not isinstance(event, dict):
         return [issues()]
     errors = check_user_id(event.get("user_id"))
     errors += check_sent_at(event.get("sent_at"))
-    found = ad_data(event)
     if found is None:
         # track doc: "Missing event data*" and "Extra event data*" -> 9999
         return [*errors, issues()]

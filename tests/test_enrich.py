@@ -24,7 +24,7 @@ def test_context_is_always_overwritten_and_sent_at_filled() -> None:
     del evt["sent_at"]
     evt["data"]["sponsored_product_data"]["event_tracking_context"] = {
         "user_agent": "spoofed", "user_ip": "1.1.1.1", "extra": 1}
-    enrich(evt, "Mozilla/5.0", "203.0.113.7", "2026-11-22T10:00:00.000+00:00")
+    enrich(evt, "Mozilla/5.0", "203.0.113.7", lambda: "2026-11-22T10:00:00.000+00:00")
     assert evt["data"]["sponsored_product_data"]["event_tracking_context"] == {
         "user_agent": "Mozilla/5.0", "user_ip": "203.0.113.7"}
     assert evt["sent_at"] == "2026-11-22T10:00:00.000+00:00"
@@ -32,7 +32,7 @@ def test_context_is_always_overwritten_and_sent_at_filled() -> None:
 
 def test_sent_at_from_the_browser_is_kept() -> None:
     evt = event()
-    enrich(evt, "ua", "ip", "now")
+    enrich(evt, "ua", "ip", received_at)
     assert evt["sent_at"] == "2026-11-22T10:15:30+08:00"
 
 
@@ -42,7 +42,7 @@ def test_received_at_is_iso_8601_with_offset() -> None:
 
 @pytest.mark.parametrize("broken", [None, [], "x", {"data": 1}, {"data": {"a": 1, "b": 2}}])
 def test_enrich_leaves_broken_events_to_validation(broken: Any) -> None:
-    enrich(broken, "ua", "ip", "now")  # never raises
+    enrich(broken, "ua", "ip", received_at)  # never raises
 
 
 def test_untrusted_peer_is_the_client_whatever_it_claims() -> None:
