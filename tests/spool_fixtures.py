@@ -7,34 +7,17 @@ stopped by whoever started it.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from conftest import free_port, wait_for_port
+
 ROOT = Path(__file__).resolve().parent.parent
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"redis-server exited with {proc.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.02)
-    raise TimeoutError(f"redis-server did not open port {port} in {timeout}s")
 
 REDIS_MISSING = (
     "redis-server is not on PATH (apt-get install redis-server): redis spool tests skipped"
@@ -67,7 +50,7 @@ def redis_server(directory: Path) -> Iterator[RedisServer]:
         stdout=log, stderr=subprocess.STDOUT,
     )
     try:
-        wait_for_port(port, proc)
+        wait_for_port(port, proc=proc)
         yield RedisServer(port, proc)
     finally:
         proc.terminate()
