@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -77,12 +77,12 @@ class Storefront:
     def __init__(self, gateway: Any, sandbox_url: str) -> None:
         self.gateway = gateway
         self.sandbox = httpx.AsyncClient(base_url=sandbox_url, timeout=5)
-        self.routes = Starlette(routes=[
+        self.routes = SafeHeaders(Starlette(routes=[
             Route("/", self.index, methods=["GET", "HEAD"]),
             Route("/demo/api/state", self.state, methods=["GET"]),
             Route("/demo/api/reset", self.reset, methods=["POST"]),
             Mount("/demo", StaticFiles(directory=DEMO_DIR)),
-        ])
+        ]))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -112,6 +112,33 @@ class Storefront:
 
     async def close(self) -> None:
         await self.sandbox.aclose()
+
+
+# The storefront's pages: only their own scripts run, nothing frames them, no sniffing.
+PAGE_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+     b"img-src 'self' data:; media-src 'self'; object-src 'none'; base-uri 'self'; "
+     b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
+class SafeHeaders:
+    """Adds PAGE_HEADERS to every answer of the wrapped app."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_safe(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *PAGE_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_safe)
 
 
 class Server(uvicorn.Server):

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import free_port
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page
 
 from .conftest import Demo, data_of, wait_for_ids
 
@@ -20,6 +20,26 @@ def test_the_snippet_is_served_by_the_gateway(demo: Demo) -> None:
     assert answer.headers["content-type"].startswith("text/javascript")
     assert answer.headers["etag"]
     assert answer.text.startswith("(()=>{")
+
+
+def test_storefront_pages_carry_safe_headers_and_break_none_of_them(browser: Browser,
+                                                                    demo: Demo) -> None:
+    answer = httpx.get(f"{demo.url}/", timeout=10)
+    assert "script-src 'self'" in answer.headers["content-security-policy"]
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["x-frame-options"] == "DENY"
+    context = browser.new_context()  # the CSP enforced, unlike the other tests' contexts
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(demo.url + "/")
+        page.locator("#grid .card").first.wait_for()
+        page.wait_for_timeout(1500)  # the page's own scripts run, the first beacon leaves
+        # a Content-Security-Policy violation is reported as a console error ("Refused to ...")
+        assert [e for e in errors if "Refused" in e or "Content Security Policy" in e] == []
+    finally:
+        context.close()
 
 
 def test_storefront_sends_every_ad_type_through_the_gateway(page: Page, demo: Demo) -> None:
