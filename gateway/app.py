@@ -7,6 +7,7 @@ order so requests in flight finish and the spool is flushed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -148,6 +149,23 @@ class Gateway:
         p.metrics.spool_depth.set(await p.spool.depth())
         p.metrics.spool_oldest.set(await p.spool.oldest_age())
         return Response(p.metrics.render(), media_type=CONTENT_TYPE)
+
+
+async def forward_until_stopped(settings: Settings, stop: asyncio.Event) -> None:
+    """The forwarder alone, on the spool `serve` fills (`ian-gateway forward`)."""
+    parts = build_parts(settings.with_(forwarder=True))
+    assert parts.connect is not None and parts.forwarder is not None
+    await parts.spool.start()
+    await parts.connect.start()
+    parts.forwarder.start()
+    log.info("forwarder ready (pid %s, spool %s)", os.getpid(), settings.spool)
+    try:
+        await stop.wait()
+    finally:
+        await parts.forwarder.stop()
+        await parts.connect.close()
+        await parts.spool.close()
+        log.info("forwarder stopped")
 
 
 def create_app(settings: Settings) -> Gateway:

@@ -7,6 +7,7 @@ dispatches. Bad configuration fails here, naming the variable, before a port ope
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import signal
@@ -49,6 +50,33 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_forward_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-level", default="info", help="log level (default info)")
+
+
+def run_forward(args: argparse.Namespace) -> int:
+    """The forwarder in a process of its own; `serve` then runs with IAN_FORWARDER=false."""
+    from gateway.app import forward_until_stopped
+
+    try:
+        settings = Settings.from_env(os.environ)
+        settings.require_upstream()
+    except ConfigError as exc:
+        print(f"ian-gateway: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings, level=logging.getLevelName(args.log_level.upper()))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await forward_until_stopped(settings, stop)
+
+    asyncio.run(main())
+    return 0
+
+
 def exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
@@ -84,6 +112,8 @@ def commands() -> list[Command]:
     return [
         ("serve", "run the gateway (needs IAN_UPSTREAM_URL and credentials)",
          add_serve_arguments, run_serve),
+        ("forward", "run only the forwarder, on the spool a `serve` with IAN_FORWARDER=false fills",
+         add_forward_arguments, run_forward),
         ("sandbox", "run the local Instacart Connect stand-in",
          sandbox.add_arguments, sandbox.run),
         ("demo", "gateway + sandbox + demo storefront in one process",

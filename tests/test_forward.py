@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -223,3 +224,24 @@ async def test_after_an_outage_the_backlog_drains_at_once() -> None:
     # the next probe goes within one probe delay (PROBE_CAP at most); then all at once,
     # although each record's own backoff would have it wait up to 60 s
     assert drained_in < PROBE_CAP, drained_in
+
+
+def test_forwarder_in_a_process_of_its_own(gateway: Any, http: httpx.Client, upstream: Any,
+                                          tmp_path: Any) -> None:
+    gw = gateway(IAN_FORWARDER="false")
+    send(http, gw, *(evts := [event() for _ in range(5)]))
+    time.sleep(0.5)
+    assert upstream.to(TRACK) == []  # serve alone only spools
+    env = {**os.environ, "IAN_UPSTREAM_URL": upstream.url, "IAN_CLIENT_ID": "client",
+           "IAN_CLIENT_SECRET": "secret", "IAN_SPOOL": f"sqlite:///{tmp_path}/spool.db",
+           "IAN_LOG_FORMAT": "text"}
+    forwarder = subprocess.Popen([sys.executable, "-m", "gateway", "forward"], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        received = upstream.wait_for(TRACK, 5)
+        assert sorted(event_id(r.json()) for r in received) == sorted(map(event_id, evts))
+    finally:
+        forwarder.send_signal(signal.SIGTERM)
+        _, errors = forwarder.communicate(timeout=20)
+    assert forwarder.returncode == 0, errors.decode()
+    assert b"forwarder stopped" in errors
