@@ -31,12 +31,8 @@ def run_serve(args: argparse.Namespace) -> int:
     """The gateway: checks configuration, then uvicorn with uvloop and httptools."""
     import uvicorn
 
-    try:
-        settings = Settings.from_env(os.environ)
-        settings.require_upstream()
-    except ConfigError as exc:
-        print(f"ian-gateway: {exc}", file=sys.stderr)
-        return 2
+    settings = Settings.from_env(os.environ)
+    settings.require_upstream()
     configure_logging(settings)  # the parent process's lines too, in the same format
     # uvicorn re-raises the SIGTERM it handled once the graceful shutdown is done; a
     # shutdown asked for and finished is a success (exit 0), not a death by signal.
@@ -58,12 +54,8 @@ def run_forward(args: argparse.Namespace) -> int:
     """The forwarder in a process of its own; `serve` then runs with IAN_FORWARDER=false."""
     from gateway.app import forward_until_stopped
 
-    try:
-        settings = Settings.from_env(os.environ)
-        settings.require_upstream()
-    except ConfigError as exc:
-        print(f"ian-gateway: {exc}", file=sys.stderr)
-        return 2
+    settings = Settings.from_env(os.environ)
+    settings.require_upstream()
     configure_logging(settings, level=logging.getLevelName(args.log_level.upper()))
 
     async def main() -> None:
@@ -91,15 +83,10 @@ def run_config(args: argparse.Namespace) -> int:
     if args.markdown:
         print(markdown_table())
         return 0
-    try:
-        settings = Settings.from_env(os.environ)
-    except ConfigError as exc:
-        print(f"ian-gateway: {exc}", file=sys.stderr)
-        return 2
+    settings = Settings.from_env(os.environ)
     secret = {"access_token", "client_secret", "orders_api_keys"}
     for name, value in vars(settings).items():
-        if name != "extra":
-            print(f"{name} = {'***' if value and name in secret else value!r}")
+        print(f"{name} = {'***' if value and name in secret else value!r}")
     return 0
 
 
@@ -160,4 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
-    return run(args)
+    try:
+        return run(args)
+    except ConfigError as exc:  # every command: fail naming the variable, before a port opens
+        print(f"ian-gateway: {exc}", file=sys.stderr)
+        return 2

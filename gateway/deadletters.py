@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from gateway.settings import ConfigError, Settings
+from gateway.settings import Settings
 from gateway.spool import DeadLetter, Spool, open_spool
 
 
@@ -32,11 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = Settings.from_env(os.environ)
-    except ConfigError as exc:
-        print(f"ian-gateway: {exc}", file=sys.stderr)
-        return 2
+    settings = Settings.from_env(os.environ)
     if args.action in ("replay", "purge") and not args.ids and not args.all:
         print(f"ian-gateway: {args.action} needs ids or --all", file=sys.stderr)
         return 2

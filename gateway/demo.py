@@ -17,7 +17,6 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import tempfile
 from collections.abc import Iterator, Mapping, MutableMapping
 from importlib import resources
@@ -33,7 +32,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from gateway.asgi import Receive, Send
-from gateway.settings import ConfigError, Settings
+from gateway.settings import Settings
 from gateway.types import Scope
 
 DEMO_DIR = Path(str(resources.files("gateway").joinpath("demo")))
@@ -181,12 +180,8 @@ async def serve(args: argparse.Namespace, spool_dir: str) -> int:
 
     sandbox_port = args.sandbox_port or args.port + 1
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    try:
-        settings = demo_settings(args.port, sandbox_url, spool_dir, os.environ)
-        gateway_app = create_app(settings)
-    except ConfigError as exc:
-        print(f"ian-gateway demo: {exc}", file=sys.stderr)
-        return 2
+    settings = demo_settings(args.port, sandbox_url, spool_dir, os.environ)  # ConfigError: cli
+    gateway_app = create_app(settings)
     storefront = Storefront(gateway_app, sandbox_url)
     sandbox = server(create_sandbox(client_id=SANDBOX_CLIENT_ID,
                                     client_secret=SANDBOX_CLIENT_SECRET),
