@@ -177,10 +177,14 @@ def assert_load_was_clean(tally: Tally) -> None:
     assert len(tally.accepted) > 100
 
 
-def assert_exactly_once(result: Outcome, sandbox: Sandbox) -> None:
+def assert_arrived_once(result: Outcome) -> None:
     assert result.missing == set(), f"{len(result.missing)} accepted events never arrived"
     assert result.doubled == {}, f"{len(result.doubled)} events arrived twice or more"
     assert result.strangers == set()
+
+
+def assert_exactly_once(result: Outcome, sandbox: Sandbox) -> None:
+    assert_arrived_once(result)
     stats = sandbox.stats()
     assert stats["duplicates"] == 0
     assert stats["distinct_ids"] == stats["accepted"] == len(result.arrivals)
@@ -370,9 +374,7 @@ def test_sigkill_of_the_upstream_mid_load_loses_nothing(
 
 
 def assert_exactly_once_overall(result: Outcome) -> None:
-    assert result.missing == set(), f"{len(result.missing)} accepted events never arrived"
-    assert result.doubled == {}, f"{len(result.doubled)} events arrived twice or more"
-    assert result.strangers == set()
+    assert_arrived_once(result)
     assert set(result.arrivals) == result.accepted
 
 
