@@ -325,12 +325,15 @@ def paced(bench: Bench, url: str, target_rps: float) -> dict[str, float]:
     """Intake latency at about `target_rps`, with wrk's `delay()`.
 
     wrk (unlike wrk2) has no constant-rate mode, but its Lua `delay()` makes
-    each connection wait a fixed time after every answer: c connections with
-    delay d give c / (d + L) requests/s, L the time a request takes. A 3 s
-    calibration run (also the warm-up) measures L at about the target rate;
-    the measured run then uses c = target * (d + L) connections, d about 20 ms
-    (the 1 ms granularity of `delay()` stays near 5%). Below saturation wrk's
-    latency is not queueing behind its own backlog; the achieved rate is reported.
+    each connection wait after every answer: c connections with a mean wait d
+    give c / (d + L) requests/s, L the time a request takes. The wait is drawn
+    from an exponential distribution (bench_lua.THINK), so arrivals are close
+    to a Poisson stream, as from many independent shoppers; a fixed wait would
+    march the connections in step and measure bursts of c requests instead. A
+    3 s calibration run (also the warm-up) measures L at about the target rate;
+    the measured run then uses c = target * (d + L) connections, d about 20 ms.
+    Below saturation wrk's latency is not queueing behind its own backlog; the
+    achieved rate is reported.
     """
     if target_rps <= 0:
         raise ValueError("no maximum rate to take half of: the 1-event intake run failed")

@@ -84,7 +84,8 @@ class Script:
     """What one wrk run sends and how."""
 
     events: int = 1  # events per beacon
-    delay_ms: int = 0  # wait after each answer before the next request (0: as fast as possible)
+    # mean wait after each answer before the next request (0: as fast as possible); see THINK
+    delay_ms: int = 0
     verify: bool = False  # count answers by status and `accepted` (slower: per-answer Lua)
     run_id: str = ""  # 8 hex digits, unique per run; random when empty
     static: bool = False  # one fixed body, built once by wrk: the cheapest load wrk can make
@@ -142,6 +143,17 @@ function request()
 end
 """
 
+# The wait after each answer is drawn from an exponential distribution (a shopper's
+# think time), so each connection's requests are a Poisson stream. A fixed wait
+# would lock the connections in step: every answer of one group commit would
+# come back together and, one wait later, arrive together again as a burst.
+THINK = """
+math.randomseed(os.time() + (bench_tid or 0))
+function delay()
+  return math.floor(-MEAN_DELAY_MS * math.log(1 - math.random()) + 0.5)
+end
+"""
+
 VERIFY = """
 n_ok, n_accepted, n_other = 0, 0, 0
 function response(status, headers, body)
@@ -170,7 +182,7 @@ def lua_script(script: Script) -> str:
         STATIC if script.static else UNIQUE,
     ]
     if script.delay_ms > 0:
-        lines.append(f"function delay() return {script.delay_ms} end\n")
+        lines += [f"MEAN_DELAY_MS = {script.delay_ms}", THINK]
     if script.verify:
         lines.append(VERIFY)
     lines.append(DONE)
