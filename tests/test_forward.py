@@ -19,7 +19,7 @@ import orjson
 import pytest
 from factories import event, event_id
 
-from gateway.connect import Answer
+from gateway.connect import Answer, Watchdog
 from gateway.forward import backoff, is_retryable, too_old
 from gateway.spool import Record
 
@@ -75,6 +75,44 @@ def test_5xx_is_retried_until_it_arrives(gateway: Any, http: httpx.Client, upstr
     assert [event_id(r.json()) for r in received] == [event_id(evt)] * 3
     time.sleep(1.0)
     assert len(upstream.to(TRACK)) == 3  # acked after the 200: never sent again
+
+
+def test_an_upstream_that_does_not_answer_in_time_is_retried(
+        gateway: Any, http: httpx.Client, upstream: Any) -> None:
+    upstream.stall_next(TRACK, 5.0)
+    send(http, gateway(IAN_UPSTREAM_TIMEOUT="0.5"), event())
+    stalled, retried = upstream.wait_for(TRACK, 2)
+    # timed out at 0.5 s (+10% watchdog slack), then a backoff of at most 0.5 s
+    assert retried.at - stalled.at < 2.0
+    assert retried.body == stalled.body
+
+
+async def test_watchdog_times_out_only_its_own_cancels() -> None:
+    watchdog = Watchdog(0.2)
+    watchdog.start()
+
+    async def request(hold: float) -> str:
+        task = watchdog.enter()
+        try:
+            await asyncio.sleep(hold)
+            return "answered"
+        except asyncio.CancelledError:
+            if not watchdog.timed_out(task):
+                raise
+            return "timed out"
+        finally:
+            watchdog.leave(task)
+
+    try:
+        assert await request(0.01) == "answered"
+        assert await request(5.0) == "timed out"
+        cancelled_elsewhere = asyncio.create_task(request(5.0))
+        await asyncio.sleep(0.05)
+        cancelled_elsewhere.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled_elsewhere
+    finally:
+        await watchdog.stop()
 
 
 def test_429_honours_retry_after(gateway: Any, http: httpx.Client, upstream: Any) -> None:

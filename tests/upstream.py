@@ -7,6 +7,7 @@ request byte for byte. It is served over real HTTP by `thread_server`.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 import time
@@ -37,6 +38,7 @@ class Upstream:
     valid_tokens: set[str] = field(default_factory=set)
     script: dict[str, deque[tuple[int, dict[str, str], bytes]]] = field(
         default_factory=lambda: defaultdict(deque))
+    stalls: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -46,6 +48,10 @@ class Upstream:
         payload = orjson.dumps(body if body is not None else {"message": f"status {status}"})
         for _ in range(times):
             self.script[path].append((status, headers or {}, payload))
+
+    def stall_next(self, path: str, seconds: float) -> None:
+        """The next request to `path` is answered only after `seconds`."""
+        self.stalls[path].append(seconds)
 
     def revoke_tokens(self) -> None:
         self.valid_tokens.clear()
@@ -77,6 +83,8 @@ class Upstream:
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         status, extra, payload = self._answer(scope["path"], headers, body)
+        if self.stalls[scope["path"]]:
+            await asyncio.sleep(self.stalls[scope["path"]].popleft())
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
                                 *((k.encode(), v.encode()) for k, v in extra.items())]})

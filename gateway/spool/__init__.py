@@ -8,9 +8,13 @@ interface: `memory:` (tests), `sqlite:///path` (embedded default) and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
+
+In = TypeVar("In")
+Out = TypeVar("Out")
 
 # What a record is forwarded to: `track` -> /v2/ian/track, `order_log` -> /v2/ian/order/log.
 KINDS = ("track", "order_log")
@@ -51,6 +55,46 @@ class DeadLetter:
     answer: str  # the upstream's answer body, or why it was not sent
     attempts: int
     failed_at: float  # unix time
+
+
+class Batcher(Generic[In, Out]):
+    """Calls made while a flush is in flight are handed to the next flush together.
+
+    `flush` answers each item in order, with a value or the exception to raise.
+    """
+
+    def __init__(self, flush: Callable[[list[In]], Awaitable[list[Out | BaseException]]],
+                 most: int) -> None:
+        self._flush = flush
+        self._most = most
+        self._pending: list[tuple[In, asyncio.Future[Out]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def submit(self, item: In) -> Out:
+        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._run())
+        return await future
+
+    async def drain(self) -> None:
+        if self._flusher is not None:
+            await self._flusher
+
+    async def _run(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:self._most], self._pending[self._most:]
+            try:
+                outcomes = await self._flush([item for item, _ in batch])
+            except Exception as exc:  # every caller must get an answer
+                outcomes = [exc] * len(batch)
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():  # the caller was cancelled
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
 
 
 class Spool(Protocol):

@@ -27,26 +27,22 @@ loses at most about a second of acknowledged events on a power loss).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, Generic, TypeVar
+from collections.abc import Sequence
+from typing import Any, Final
 
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from gateway.spool import Claimed, DeadLetter, Record, SpoolFull
+from gateway.spool import Batcher, Claimed, DeadLetter, Record, SpoolFull
 
 log = logging.getLogger(__name__)
-
-In = TypeVar("In")
-Out = TypeVar("Out")
 
 GROUP: Final = "forwarders"
 TOKEN_LEN: Final = 32
@@ -153,46 +149,6 @@ def _dead_letter(entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
     )
 
 
-class _Batcher(Generic[In, Out]):
-    """Calls made while a flush is in flight are handed to the next flush together.
-
-    `flush` answers each item in order, with a value or the exception to raise.
-    """
-
-    def __init__(self, flush: Callable[[list[In]], Awaitable[list[Out | BaseException]]],
-                 most: int) -> None:
-        self._flush = flush
-        self._most = most
-        self._pending: list[tuple[In, asyncio.Future[Out]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-
-    async def submit(self, item: In) -> Out:
-        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._run())
-        return await future
-
-    async def drain(self) -> None:
-        if self._flusher is not None:
-            await self._flusher
-
-    async def _run(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[:self._most], self._pending[self._most:]
-            try:
-                outcomes = await self._flush([item for item, _ in batch])
-            except Exception as exc:  # every caller must get an answer
-                outcomes = [exc] * len(batch)
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if future.done():  # the caller was cancelled
-                    continue
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
-
-
 class RedisSpool:
     def __init__(
         self,
@@ -227,8 +183,8 @@ class RedisSpool:
             url, max_connections=max_connections, socket_connect_timeout=5
         )
         self._redis: aioredis.Redis = aioredis.Redis.from_pool(pool)
-        self._puts = _Batcher(self._store, most=256)
-        self._acks = _Batcher(self._delete, most=1000)
+        self._puts = Batcher(self._store, most=256)
+        self._acks = Batcher(self._delete, most=1000)
         self._promote = self._redis.register_script(PROMOTE)
         self._retry = self._redis.register_script(RETRY)
         self._bury = self._redis.register_script(BURY)

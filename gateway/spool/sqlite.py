@@ -57,8 +57,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
+import orjson
+
 from gateway.settings import ConfigError
-from gateway.spool import Claimed, DeadLetter, Record, SpoolFull
+from gateway.spool import Batcher, Claimed, DeadLetter, Record, SpoolFull
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,7 @@ CLAIM: Final = """
     RETURNING id, kind, key, body, user_agent, attempts"""
 ANY_DUE: Final = "SELECT 1 FROM records WHERE due_at <= ? LIMIT 1"
 ACK: Final = "DELETE FROM records WHERE id = ?"
+ACK_MANY: Final = "DELETE FROM records WHERE id IN (SELECT value FROM json_each(?))"
 RETRY: Final = """
     UPDATE records SET due_at = ?, attempts = attempts + 1, lease_owner = NULL
     WHERE id = ? AND lease_owner = ?"""
@@ -153,6 +156,7 @@ BUSY_TIMEOUT: Final = 10.0  # seconds a transaction waits for another process's 
 KEY_PURGE_CHUNK: Final = 10_000  # expired keys deleted per transaction, so no lock is held long
 KEYS_PER_STATEMENT: Final = 400  # 2 variables each, far below SQLITE_MAX_VARIABLE_NUMBER
 RECORDS_PER_STATEMENT: Final = 100  # 6 variables each
+ACKS_PER_STATEMENT: Final = 1000  # ids in one JSON array parameter
 
 
 @functools.lru_cache(maxsize=32)
@@ -263,6 +267,8 @@ class SqliteSpool:
         self._disk_checked = 0.0
         self._disk_full = False
         self._keys_purged = time.monotonic()
+        # Acks made while one is being written go to the writer together, as one statement.
+        self._acks = Batcher(self._delete_many, most=ACKS_PER_STATEMENT)
         self.commits = 0  # transactions the writer committed; tests and benchmarks read it
 
     # -- life cycle --------------------------------------------------------
@@ -288,6 +294,7 @@ class SqliteSpool:
         """
         if self._writer is None or self._closed:
             return
+        await self._acks.drain()
         release = self._submit(self._release_leases)
         self._closed = True
         self._queue.put(_STOP)
@@ -476,8 +483,9 @@ class SqliteSpool:
         rows.sort(key=lambda row: int(row[0]))
         return [Claimed(str(row[0]), _record(row[1:5]), int(row[5])) for row in rows]
 
-    def _delete(self, conn: sqlite3.Connection, record_id: int) -> None:
-        conn.execute(ACK, (record_id,))
+    async def _delete_many(self, ids: list[int]) -> list[BaseException | None]:
+        await self._submit(lambda conn: conn.execute(ACK_MANY, (orjson.dumps(ids),)))
+        return [None] * len(ids)
 
     def _postpone(self, conn: sqlite3.Connection, record_id: int, delay: float) -> None:
         # Only while the lease is ours: if it ran out and another worker holds it, theirs to settle.
@@ -575,8 +583,7 @@ class SqliteSpool:
         return True
 
     async def ack(self, claimed: Claimed) -> None:
-        record_id = int(claimed.id)
-        await self._submit(lambda conn: self._delete(conn, record_id))
+        await self._acks.submit(int(claimed.id))
 
     async def retry(self, claimed: Claimed, delay: float) -> None:
         record_id = int(claimed.id)
