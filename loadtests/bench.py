@@ -232,8 +232,11 @@ class Bench:
         """`step(url)` against a fresh gateway (empty spool, empty dedupe), stopped after."""
         proc, url = self.start_gateway(name, forwarder)
         try:
+            started, cpu = time.monotonic(), cpu_seconds(proc.pid)
             result = step(url)
             if isinstance(result, dict):
+                # the share of its core the gateway used over the step (warm-up included)
+                result["cpu_busy"] = (cpu_seconds(proc.pid) - cpu) / (time.monotonic() - started)
                 result["metrics"] = scrape(url)
             return result
         finally:
@@ -321,6 +324,12 @@ class Bench:
         return result
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (proc(5): stat fields 14, 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def paced(bench: Bench, url: str, target_rps: float) -> dict[str, float]:
     """Intake latency at about `target_rps`, with wrk's `delay()`.
 
@@ -366,11 +375,14 @@ def headline(figures: Mapping[str, Any]) -> str:
     """One line for the progress log."""
     if "error" in figures:
         return f"error: {figures['error']}"
+    busy = f", gateway cpu {figures['cpu_busy']:.0%}" if "cpu_busy" in figures else ""
     if "received_events_per_s" in figures:
-        return f"{figures['received_events_per_s']:,.0f} events/s, stable {figures['stable']}"
+        return (f"{figures['received_events_per_s']:,.0f} events/s, stable {figures['stable']}"
+                f"{busy}")
     if "bytes_per_key_rss" in figures:
         return f"{figures['bytes_per_key_rss']:,.0f} bytes per event_id"
-    return f"{figures.get('rps', 0):,.0f} req/s, p99 {figures.get('p99_us', 0) / 1000:,.2f} ms"
+    rps = f"{figures.get('rps', 0):,.0f} req/s, p99 {figures.get('p99_us', 0) / 1000:,.2f} ms"
+    return rps + busy
 
 
 def wait_ready(url: str, timeout: float = 20.0) -> None:

@@ -108,7 +108,8 @@ def test_lua_script_generates_unique_uuid_shaped_ids() -> None:
 
 def test_lua_script_options_add_delay_and_verification() -> None:
     lua = bench_lua.lua_script(bench_lua.Script(events=1, delay_ms=7, verify=True))
-    assert "function delay() return 7 end" in lua
+    assert "MEAN_DELAY_MS = 7" in lua
+    assert "-MEAN_DELAY_MS * math.log(1 - math.random())" in lua  # exponential think time
     assert "function response(status, headers, body)" in lua
 
 
