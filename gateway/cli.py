@@ -52,6 +52,8 @@ def add_forward_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_forward(args: argparse.Namespace) -> int:
     """The forwarder in a process of its own; `serve` then runs with IAN_FORWARDER=false."""
+    import uvloop
+
     from gateway.app import forward_until_stopped
 
     settings = Settings.from_env(os.environ)
@@ -65,7 +67,7 @@ def run_forward(args: argparse.Namespace) -> int:
             loop.add_signal_handler(signum, stop.set)
         await forward_until_stopped(settings, stop)
 
-    asyncio.run(main())
+    uvloop.run(main())  # the loop `serve` runs on (uvicorn[standard] brings it)
     return 0
 
 
