@@ -126,7 +126,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds a record claimed by a forwarder stays hidden from the others; a dead "
             "forwarder's records are sent again after it. Must exceed `IAN_UPSTREAM_TIMEOUT`."),
     Setting("IAN_DEDUPE_TTL", "dedupe_ttl", _positive_float, "900",
-            "Seconds an `event_id` (or order) is remembered for dedupe."),
+            "Seconds an `event_id` is remembered for dedupe; an order's key is kept for three "
+            "days, the order log's window."),
     Setting("IAN_DEDUPE_MAX", "dedupe_max", _positive_int, "1000000",
             "Most event_ids the in-process dedupe cache holds."),
     Setting("IAN_ORDERS_API_KEYS", "orders_api_keys", _list, "",

@@ -256,6 +256,16 @@ async def test_keys_are_forgotten_after_the_ttl(spools: OpenSpool) -> None:
     assert await spool.put(records(1)) == [True]
 
 
+async def test_an_order_key_outlives_the_dedupe_ttl(spools: OpenSpool) -> None:
+    """An order re-sent after IAN_DEDUPE_TTL is still a duplicate: kept for three days."""
+    spool = await spools(dedupe_ttl=0.2)
+    order = Record("order_log", "order-1@2026-11-22T10:00:00Z", b"{}", "")
+    event = records(1)[0]
+    assert await spool.put([order, event]) == [True, True]
+    await asyncio.sleep(0.35)
+    assert await spool.put([order, event]) == [False, True]
+
+
 async def test_close_and_reopen_resumes(spools: OpenSpool, backend: str) -> None:
     if backend == "memory":
         pytest.skip("memory: keeps nothing across a restart, by design")

@@ -18,6 +18,15 @@ Out = TypeVar("Out")
 
 # What a record is forwarded to: `track` -> /v2/ian/track, `order_log` -> /v2/ian/order/log.
 KINDS = ("track", "order_log")
+# order-log doc: orders are sent within three days of creation. An order's key is kept that
+# long, so a re-send is a duplicate for as long as it could still be forwarded (after that
+# it is too old and goes to the dead letters: forward.too_old), not after IAN_DEDUPE_TTL.
+ORDER_MEMORY = 3 * 24 * 3600.0
+
+
+def remember_for(kind: str, dedupe_ttl: float) -> float:
+    """Seconds a record's dedupe key is kept: `IAN_DEDUPE_TTL`, or three days for an order."""
+    return max(dedupe_ttl, ORDER_MEMORY) if kind == "order_log" else dedupe_ttl
 
 
 class SpoolFull(Exception):

@@ -12,15 +12,18 @@ import itertools
 import time
 from collections.abc import Sequence
 
-from cachetools import TTLCache
+from cachetools import TLRUCache
 
-from gateway.spool import Claimed, DeadLetter, Record, SpoolFull
+from gateway.spool import Claimed, DeadLetter, Record, SpoolFull, remember_for
 
 
 class MemorySpool:
     def __init__(self, max_records: int, dedupe_ttl: float) -> None:
         self._max = max_records
-        self._keys: TTLCache[str, bool] = TTLCache(maxsize=max(max_records, 1024), ttl=dedupe_ttl)
+        # key -> kind, each kept for its kind's time (`remember_for`)
+        self._keys: TLRUCache[str, str] = TLRUCache(
+            maxsize=max(max_records, 1024),
+            ttu=lambda _, kind, now: now + remember_for(kind, dedupe_ttl))
         self._ids = itertools.count(1)
         # (due, id) for waiting records; the records themselves and their attempts.
         self._due: list[tuple[float, str]] = []
@@ -44,7 +47,7 @@ class MemorySpool:
             if record.key in self._keys:
                 stored.append(False)
                 continue
-            self._keys[record.key] = True
+            self._keys[record.key] = record.kind
             self._push(record, attempts=0, due=now, enqueued=time.time())
             stored.append(True)
         self._wakeup.set()

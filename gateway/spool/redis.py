@@ -40,7 +40,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from gateway.spool import Batcher, Claimed, DeadLetter, Record, SpoolFull
+from gateway.spool import Batcher, Claimed, DeadLetter, Record, SpoolFull, remember_for
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class RedisSpool:
     ) -> None:
         self._url = url
         self._max = max_records
-        self._ttl_ms = max(_ms(dedupe_ttl), 1)
+        self._ttl = dedupe_ttl
         self._lease_ms = max(_ms(lease), 1)
         self._poll = poll_interval
         self._prefix = prefix
@@ -273,7 +273,8 @@ class RedisSpool:
             return []
         pipe = self._redis.pipeline(transaction=False)
         for record in records:
-            pipe.set(self._key(record), b"1", nx=True, px=self._ttl_ms)
+            ttl_ms = max(_ms(remember_for(record.kind, self._ttl)), 1)
+            pipe.set(self._key(record), b"1", nx=True, px=ttl_ms)
         return [bool(answer) for answer in await pipe.execute()]
 
     async def _enqueue(self, records: Sequence[Record]) -> None:

@@ -36,7 +36,8 @@ upgrade (https://www.sqlite.org/lang_transaction.html). `claim` leases rows to
 this process (lease owner + lease end, kept in `due_at`): a row is due when
 `due_at <= now`, so a live lease hides it and an expired one (a dead worker)
 makes it claimable again. Dedupe keys live in their own table with an expiry,
-so a key is refused by every process for `dedupe_ttl` seconds.
+so a key is refused by every process for `dedupe_ttl` seconds (an order's for
+three days: `remember_for`).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from typing import Any, Final, Generic, TypeVar
 import orjson
 
 from gateway.settings import ConfigError
-from gateway.spool import Batcher, Claimed, DeadLetter, Record, SpoolFull
+from gateway.spool import Batcher, Claimed, DeadLetter, Record, SpoolFull, remember_for
 
 log = logging.getLogger(__name__)
 
@@ -442,7 +443,8 @@ class SqliteSpool:
             fits.append(len(records) <= room)
             room -= len(records) if fits[-1] else 0
         now = time.time()
-        keys = [r.key for records, fit in zip(calls, fits, strict=True) if fit for r in records]
+        keys = [(r.key, now + remember_for(r.kind, self._ttl))
+                for records, fit in zip(calls, fits, strict=True) if fit for r in records]
         new = self._remember(conn, keys, now)
         outcomes: list[Outcome] = []
         rows: list[tuple[Any, ...]] = []
@@ -460,13 +462,13 @@ class SqliteSpool:
         self._insert(conn, rows)
         return outcomes
 
-    def _remember(self, conn: sqlite3.Connection, keys: list[str], now: float) -> set[str]:
-        """The keys not remembered before (or expired): their events are new."""
+    @staticmethod
+    def _remember(conn: sqlite3.Connection, keys: list[tuple[str, float]], now: float) -> set[str]:
+        """The keys (with their expiry) not remembered before, or expired: their events are new."""
         new: set[str] = set()
-        expires = now + self._ttl
         for start in range(0, len(keys), KEYS_PER_STATEMENT):
             chunk = keys[start:start + KEYS_PER_STATEMENT]
-            params = [value for key in chunk for value in (key, expires)]
+            params = [value for pair in chunk for value in pair]
             rows = conn.execute(_remember_keys(len(chunk)), [*params, now]).fetchall()
             new.update(row[0] for row in rows)
         return new
