@@ -149,11 +149,16 @@ class Watchdog:
 
     def leave(self, task: asyncio.Task[object]) -> None:
         self._deadlines.pop(task, None)
-        self._expired.discard(task)
+        if task in self._expired:  # cancelled, but the request ended otherwise: take it back
+            self._expired.discard(task)
+            task.uncancel()
 
     def timed_out(self, task: asyncio.Task[object]) -> bool:
-        """After a CancelledError: True when it was this watchdog's, now taken back."""
-        return task in self._expired and task.uncancel() == 0
+        """After a CancelledError: True when it was this watchdog's (now taken back) alone."""
+        if task not in self._expired:
+            return False
+        self._expired.discard(task)
+        return task.uncancel() == 0
 
     async def _watch(self) -> None:
         interval = min(self.timeout / WATCH_SLICES, WATCH_INTERVAL_MAX)

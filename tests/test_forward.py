@@ -6,6 +6,7 @@ A real gateway process forwards over real HTTP to the recording upstream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -111,6 +112,18 @@ async def test_watchdog_times_out_only_its_own_cancels() -> None:
         cancelled_elsewhere.cancel()
         with pytest.raises(asyncio.CancelledError):
             await cancelled_elsewhere
+
+        async def swallowed() -> int:
+            """A library turned the watchdog's cancel into something else: no cancel lingers."""
+            task = watchdog.enter()
+            try:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(5.0)
+            finally:
+                watchdog.leave(task)
+            return task.cancelling()
+
+        assert await asyncio.create_task(swallowed()) == 0
     finally:
         await watchdog.stop()
 
