@@ -31,7 +31,7 @@ TOKEN_PATH = "/v2/oauth/token"
 REFRESH_MARGIN = 0.1  # of the token's lifetime, at most REFRESH_MARGIN_MAX seconds
 REFRESH_MARGIN_MAX = 300.0
 OWN_USER_AGENT = f"ian-gateway/{__version__}"
-WATCH_SLICES = 10  # the watchdog looks this many times per timeout: at most 10% late
+WATCH_SLICES = 10  # the watchdog looks this many times per timeout: cuts at 90-100% of it
 WATCH_INTERVAL_MAX = 1.0  # seconds between looks, at most
 
 
@@ -121,13 +121,17 @@ def retry_after(value: str | None) -> float | None:
 class Watchdog:
     """Cancels requests that outlive the upstream timeout, from one task for them all.
 
-    Each request registers its deadline; the watchdog looks `WATCH_SLICES` times
-    per timeout and cancels the tasks past theirs, which then answer a timeout
-    the way `asyncio.timeout` does (uncancel, so a cancel from elsewhere stands).
+    Each request registers its deadline; the watchdog looks every `interval` and
+    cancels the tasks past theirs, which then answer a timeout the way
+    `asyncio.timeout` does (uncancel, so a cancel from elsewhere stands). A
+    deadline is one interval short of the timeout, so a request is cut between
+    90% and 100% of `IAN_UPSTREAM_TIMEOUT`, never later: the spool's lease,
+    checked to be longer, still outlasts it.
     """
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
+        self.interval = min(timeout / WATCH_SLICES, WATCH_INTERVAL_MAX)
         self._deadlines: dict[asyncio.Task[object], float] = {}
         self._expired: set[asyncio.Task[object]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -144,7 +148,7 @@ class Watchdog:
     def enter(self) -> asyncio.Task[object]:
         task = asyncio.current_task()
         assert task is not None, "requests run in tasks"
-        self._deadlines[task] = time.monotonic() + self.timeout
+        self._deadlines[task] = time.monotonic() + self.timeout - self.interval
         return task
 
     def leave(self, task: asyncio.Task[object]) -> None:
@@ -161,9 +165,8 @@ class Watchdog:
         return task.uncancel() == 0
 
     async def _watch(self) -> None:
-        interval = min(self.timeout / WATCH_SLICES, WATCH_INTERVAL_MAX)
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.interval)
             now = time.monotonic()
             for task, deadline in list(self._deadlines.items()):
                 if now >= deadline and task not in self._expired:
