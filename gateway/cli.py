@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 
 from gateway import __version__, deadletters, demo, order_import, sandbox, snippet
 from gateway.logs import configure_logging
+from gateway.metrics import MULTIPROCESS_DIR
 from gateway.settings import ConfigError, Settings, markdown_table
 
 
@@ -37,13 +41,30 @@ def run_serve(args: argparse.Namespace) -> int:
     # uvicorn re-raises the SIGTERM it handled once the graceful shutdown is done; a
     # shutdown asked for and finished is a success (exit 0), not a death by signal.
     signal.signal(signal.SIGTERM, exit_cleanly)
-    uvicorn.run(
-        "gateway.app:create_app_from_env", factory=True, host=args.host, port=args.port,
-        workers=args.workers, log_level=args.log_level, loop="uvloop", http="httptools",
-        timeout_graceful_shutdown=20, proxy_headers=False, server_header=False,
-        access_log=False, log_config=None,
-    )
+    with shared_metrics(args.workers):
+        uvicorn.run(
+            "gateway.app:create_app_from_env", factory=True, host=args.host, port=args.port,
+            workers=args.workers, log_level=args.log_level, loop="uvloop", http="httptools",
+            timeout_graceful_shutdown=20, proxy_headers=False, server_header=False,
+            access_log=False, log_config=None,
+        )
     return 0
+
+
+@contextlib.contextmanager
+def shared_metrics(workers: int) -> Iterator[None]:
+    """With several workers, a fresh directory for their metrics (gateway.metrics), removed
+    after; one set by the operator is theirs to keep."""
+    if workers <= 1 or os.environ.get(MULTIPROCESS_DIR):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="ian-gateway-metrics-")
+    os.environ[MULTIPROCESS_DIR] = directory  # the workers inherit it
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROCESS_DIR]
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def add_forward_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,11 +1,20 @@
 """Prometheus metrics, defined once; `GET /metrics` renders them.
 
 Gauges that are cheaper to read on demand than to keep (spool depth, oldest
-event's age) are set by `refresh` just before a scrape.
+event's age) are set just before a scrape.
+
+Under `serve --workers N` each worker is a process of its own, and a scrape
+reaches one of them. So `serve` then sets `PROMETHEUS_MULTIPROC_DIR` (one
+directory per run) before the workers start: prometheus_client keeps every
+value in a file there, and `/metrics` and `/status` read all the workers'
+files together (prometheus_client's multiprocess mode,
+https://prometheus.github.io/client_python/multiprocess/).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -17,8 +26,11 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when it is imported
 # `*_created` samples double every series and tell a scraper nothing it needs here.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -51,10 +63,17 @@ class Metrics:
             "ian_forward_retries", "Records scheduled for a later attempt", ["kind"], registry=r)
         self.dead_letters = Counter(
             "ian_dead_letters", "Records moved to the dead letters", ["kind"], registry=r)
+        # The spool is one for all workers: the value the last scrape read is the one.
         self.spool_depth = Gauge(
-            "ian_spool_depth", "Records waiting in the spool or in flight", registry=r)
+            "ian_spool_depth", "Records waiting in the spool or in flight", registry=r,
+            multiprocess_mode="mostrecent")
         self.spool_oldest = Gauge(
-            "ian_spool_oldest_seconds", "Age of the oldest waiting record", registry=r)
+            "ian_spool_oldest_seconds", "Age of the oldest waiting record", registry=r,
+            multiprocess_mode="mostrecent")
+        self._workers: CollectorRegistry | None = None  # every worker's values, when N > 1
+        if os.environ.get(MULTIPROCESS_DIR):
+            self._workers = CollectorRegistry()
+            MultiProcessCollector(self._workers)  # type: ignore[no-untyped-call]
 
     def child(self, metric: Any, *labels: str) -> Any:
         """`metric.labels(*labels)`, looked up once: the hot paths count on every request."""
@@ -64,5 +83,12 @@ class Metrics:
             found = self._children[key] = metric.labels(*labels)
         return found
 
+    def families(self, metric: Any) -> Iterable[Metric]:
+        """`metric`'s samples: this process's, or every worker's under `serve --workers N`."""
+        if self._workers is None:
+            return list(metric.collect())
+        names = {family.name for family in metric.describe()}
+        return [family for family in self._workers.collect() if family.name in names]
+
     def render(self) -> bytes:
-        return bytes(generate_latest(self.registry))
+        return bytes(generate_latest(self._workers or self.registry))

@@ -22,7 +22,7 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,10 +43,10 @@ OUTCOMES = {"accepted": "accepted", "duplicate": "duplicates", "rejected": "reje
 Counts = dict[str, float]
 
 
-def counter_totals(metric: Any, label: str | None = None) -> Counts:
+def counter_totals(families: Iterable[Any], label: str | None = None) -> Counts:
     """A counter's `_total` values summed by one label ("" for an unlabelled counter)."""
     totals: Counts = {}
-    for family in metric.collect():
+    for family in families:
         for sample in family.samples:
             if sample.name.endswith("_total"):
                 key = sample.labels.get(label, "") if label else ""
@@ -54,10 +54,10 @@ def counter_totals(metric: Any, label: str | None = None) -> Counts:
     return totals
 
 
-def histogram_buckets(metric: Any) -> list[tuple[float, float]]:
+def histogram_buckets(families: Iterable[Any]) -> list[tuple[float, float]]:
     """A histogram's cumulative bucket counts, summed over its labels, by upper bound."""
     buckets: dict[float, float] = {}
-    for family in metric.collect():
+    for family in families:
         for sample in family.samples:
             if sample.name.endswith("_bucket"):
                 bound = float(sample.labels["le"])
@@ -100,15 +100,16 @@ class Totals:
 
     @classmethod
     def read(cls, metrics: Metrics, at: float) -> Totals:
-        events = counter_totals(metrics.events, "outcome")
+        m = metrics
+        events = counter_totals(m.families(m.events), "outcome")
         return cls(
             at=at,
             outcomes={name: events.get(label, 0.0) for label, name in OUTCOMES.items()},
-            rejects=counter_totals(metrics.rejects, "key"),
-            upstream=counter_totals(metrics.upstream, "status"),
-            dead_letters=sum(counter_totals(metrics.dead_letters).values()),
-            rate_limited=sum(counter_totals(metrics.rate_limited).values()),
-            latency=histogram_buckets(metrics.forward_latency),
+            rejects=counter_totals(m.families(m.rejects), "key"),
+            upstream=counter_totals(m.families(m.upstream), "status"),
+            dead_letters=sum(counter_totals(m.families(m.dead_letters)).values()),
+            rate_limited=sum(counter_totals(m.families(m.rate_limited)).values()),
+            latency=histogram_buckets(m.families(m.forward_latency)),
         )
 
 

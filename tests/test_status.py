@@ -218,3 +218,26 @@ def test_status_page_draws_the_traffic_in_chromium(gateway: Process, http: httpx
     assert latency_paths == 2
     assert "data.sponsored_product_data.event_id" in reject_keys
     assert problems == []
+
+
+def test_two_workers_report_together(spawn: Callable[..., Process], tmp_path: Any) -> None:
+    """Under `serve --workers 2` every scrape and every /status.json counts both workers."""
+    with thread_server(fast_upstream) as upstream:
+        gateway = spawn(["serve", "--host", "127.0.0.1", "--workers", "2"], env={
+            "IAN_UPSTREAM_URL": upstream.url, "IAN_ACCESS_TOKEN": "x",
+            "IAN_SPOOL": f"sqlite:///{tmp_path}/spool.db"})
+        deadline = time.monotonic() + 30
+        while gateway.output().count("gateway ready") < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pids = set()
+        for _ in range(40):  # a connection each: the kernel spreads them over both workers
+            with httpx.Client(timeout=10) as http:
+                answer = http.post(f"{gateway.url}/v1/events", json=event())
+                assert answer.status_code == 202, answer.text
+                pids.add(http.get(f"{gateway.url}/status.json").json()["pid"])
+        assert len(pids) == 2, "every request reached the same worker"
+        accepted = 'ian_intake_events_total{kind="track",outcome="accepted"} 40.0'
+        for _ in range(6):
+            with httpx.Client(timeout=10) as http:
+                assert accepted in http.get(f"{gateway.url}/metrics").text
+                assert http.get(f"{gateway.url}/status.json").json()["totals"]["accepted"] == 40
