@@ -14,7 +14,6 @@ https://prometheus.github.io/client_python/multiprocess/).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -83,12 +82,14 @@ class Metrics:
             found = self._children[key] = metric.labels(*labels)
         return found
 
-    def families(self, metric: Any) -> Iterable[Metric]:
-        """`metric`'s samples: this process's, or every worker's under `serve --workers N`."""
+    def families(self, *metrics: Any) -> list[list[Metric]]:
+        """Each metric's samples: this process's, or every worker's under `serve --workers N`
+        (their files read once for all of `metrics`)."""
         if self._workers is None:
-            return list(metric.collect())
-        names = {family.name for family in metric.describe()}
-        return [family for family in self._workers.collect() if family.name in names]
+            return [list(metric.collect()) for metric in metrics]
+        collected = list(self._workers.collect())
+        names = [{family.name for family in metric.describe()} for metric in metrics]
+        return [[family for family in collected if family.name in own] for own in names]
 
     def render(self) -> bytes:
         return bytes(generate_latest(self._workers or self.registry))

@@ -101,15 +101,17 @@ class Totals:
     @classmethod
     def read(cls, metrics: Metrics, at: float) -> Totals:
         m = metrics
-        events = counter_totals(m.families(m.events), "outcome")
+        events, rejects, upstream, dead_letters, rate_limited, latency = m.families(
+            m.events, m.rejects, m.upstream, m.dead_letters, m.rate_limited, m.forward_latency)
+        outcomes = counter_totals(events, "outcome")
         return cls(
             at=at,
-            outcomes={name: events.get(label, 0.0) for label, name in OUTCOMES.items()},
-            rejects=counter_totals(m.families(m.rejects), "key"),
-            upstream=counter_totals(m.families(m.upstream), "status"),
-            dead_letters=sum(counter_totals(m.families(m.dead_letters)).values()),
-            rate_limited=sum(counter_totals(m.families(m.rate_limited)).values()),
-            latency=histogram_buckets(m.families(m.forward_latency)),
+            outcomes={name: outcomes.get(label, 0.0) for label, name in OUTCOMES.items()},
+            rejects=counter_totals(rejects, "key"),
+            upstream=counter_totals(upstream, "status"),
+            dead_letters=sum(counter_totals(dead_letters).values()),
+            rate_limited=sum(counter_totals(rate_limited).values()),
+            latency=histogram_buckets(latency),
         )
 
 
