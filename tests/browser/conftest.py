@@ -88,7 +88,11 @@ def data_of(event: dict[str, Any]) -> dict[str, Any]:
 
 def sync(demo: Demo, page: Page, timeout: float = 15.0) -> list[dict[str, Any]]:
     """Flushes the snippet, waits until the sandbox holds every event the page sent and
-    returns those events as the sandbox received them (enriched by the gateway)."""
+    returns those events as the sandbox received them (enriched by the gateway).
+
+    Begin-to-render is emitted in the animation frame after an ad is observed, so the
+    flush waits for the next frame: an ad added just before would otherwise race it."""
+    page.evaluate("new Promise(r => requestAnimationFrame(() => r()))")
     page.evaluate("ian.flush()")
     sent = page.evaluate("window.sent.map(e => Object.values(e.data)[0].event_id)")
     return wait_for_ids(demo, sent, timeout)
