@@ -283,6 +283,21 @@ async def test_close_and_reopen_resumes(spools: OpenSpool, backend: str) -> None
     assert keys(resumed) == {"k0", "k1", "k2", "k3"} - {leased[0].record.key}
 
 
+async def test_acks_made_just_before_close_are_kept(spools: OpenSpool, backend: str) -> None:
+    if backend == "memory":
+        pytest.skip("memory: keeps nothing across a restart, by design")
+    spool = await spools()
+    await spool.put(records(3))
+    claimed = await spool.claim(10, wait=0)
+    for item in claimed[:2]:
+        await spool.ack(item)  # sqlite: queued, committed with the writer's next batch
+    await spool.close()
+
+    reopened = await spools()
+    assert await reopened.depth() == 1
+    assert keys(await reopened.claim(10, wait=1)) == keys(claimed[2:])
+
+
 # -- SQLite: processes sharing one file ---------------------------------------
 
 CLAIMER = """

@@ -30,6 +30,17 @@ every call in it raises. A caller's future is resolved only after COMMIT, so
 intake answers 202 only for committed events. The event loop never blocks on
 sqlite or fsync.
 
+Acks are the one call nobody waits for: `ack` notes the id and returns, so a
+forwarder's worker takes its next record at once. The acks noted in one turn
+of the event loop go to the writer as one call, one `DELETE` (measured with
+the bench's forwarder alone, 64 in flight: +5% events/s, 40% fewer commits).
+Until its commit the lease hides the record; a crash before it sends the
+record again when the lease ends, as a crash between the upstream's answer and
+any ack would. Noted acks go to the writer before any later call, and its
+queue is first in, first out, so calls made after an ack (put, claim, close)
+see it, and this process's reads (`depth`, `oldest_age`, `dead_letters`) wait
+for the acks it made before them.
+
 Several processes. `BEGIN IMMEDIATE` takes the write lock up front, so a busy
 database is waited for by `busy_timeout` instead of failing on a read-to-write
 upgrade (https://www.sqlite.org/lang_transaction.html). `claim` leases rows to
@@ -61,7 +72,7 @@ from typing import Any, Final, Generic, TypeVar
 import orjson
 
 from gateway.settings import ConfigError
-from gateway.spool import Batcher, Claimed, DeadLetter, Record, SpoolFull, remember_for
+from gateway.spool import Claimed, DeadLetter, Record, SpoolFull, remember_for
 
 log = logging.getLogger(__name__)
 
@@ -174,10 +185,11 @@ def _insert_records(count: int) -> str:
 class _Op(Generic[T]):
     """One spool call waiting for the writer: its work and where to deliver the answer."""
 
-    work: Callable[[sqlite3.Connection], T] | None  # None: a put of `records`
+    work: Callable[[sqlite3.Connection], T] | None  # None: a put of `records`, or acks
     records: Sequence[Record]
-    future: asyncio.Future[T]
-    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[T] | None  # None: acks, which nobody waits for
+    loop: asyncio.AbstractEventLoop | None
+    acks: list[int] | None = None  # the record ids the acks delete
 
     @property
     def size(self) -> int:
@@ -203,7 +215,8 @@ def _deliver(batch: Sequence[_Op[Any]], outcomes: Sequence[Outcome]) -> None:
     """Wake each caller's loop once per batch, not once per call."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Outcome]]] = {}
     for op, outcome in zip(batch, outcomes, strict=True):
-        by_loop.setdefault(op.loop, []).append((op.future, outcome))
+        if op.future is not None and op.loop is not None:
+            by_loop.setdefault(op.loop, []).append((op.future, outcome))
     for loop, answers in by_loop.items():
         with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody to tell
             loop.call_soon_threadsafe(_resolve, answers)
@@ -268,8 +281,9 @@ class SqliteSpool:
         self._disk_checked = 0.0
         self._disk_full = False
         self._keys_purged = time.monotonic()
-        # Acks made while one is being written go to the writer together, as one statement.
-        self._acks = Batcher(self._delete_many, most=ACKS_PER_STATEMENT)
+        self._acks: list[int] = []  # noted in this turn of the event loop, not yet queued
+        self._unread_acks = False  # acks queued since this process's last read
+        self._acks_written: asyncio.Future[None] | None = None  # when those before it are
         self.commits = 0  # transactions the writer committed; tests and benchmarks read it
 
     # -- life cycle --------------------------------------------------------
@@ -295,8 +309,7 @@ class SqliteSpool:
         """
         if self._writer is None or self._closed:
             return
-        await self._acks.drain()
-        release = self._submit(self._release_leases)
+        release = self._submit(self._release_leases)  # after the acks noted so far
         self._closed = True
         self._queue.put(_STOP)
         self._wakeup.set()
@@ -343,16 +356,26 @@ class SqliteSpool:
         return self._enqueue(_Op(None, records, *self._answer_slot()))
 
     def _answer_slot(self) -> tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]:
+        self._usable()
+        loop = asyncio.get_running_loop()
+        return loop.create_future(), loop
+
+    def _usable(self) -> None:
         if self._writer is None:
             raise RuntimeError("SqliteSpool.start() was not awaited")
         if self._closed:
             raise RuntimeError("the spool is closed")
-        loop = asyncio.get_running_loop()
-        return loop.create_future(), loop
 
     def _enqueue(self, op: _Op[T]) -> asyncio.Future[T]:
+        self._queue_acks()  # first: a call made after an ack sees it
         self._queue.put(op)
+        assert op.future is not None
         return op.future
+
+    def _queue_acks(self) -> None:
+        if self._acks:
+            self._queue.put(_Op(None, (), None, None, acks=self._acks))
+            self._acks = []
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         try:
@@ -406,9 +429,13 @@ class SqliteSpool:
         _deliver(batch, outcomes)
 
     def _apply(self, conn: sqlite3.Connection, batch: list[_Op[Any]]) -> list[Outcome]:
-        """The batch's puts together, then every other call in turn."""
-        stored = iter(self._store(conn, [op.records for op in batch if op.work is None]))
-        return [next(stored) if op.work is None else (op.work(conn), None) for op in batch]
+        """The batch's acks together, its puts together (room made by the acks counts),
+        then every other call in turn."""
+        self._delete(conn, [i for op in batch if op.acks for i in op.acks])
+        stored = iter(self._store(conn, [op.records for op in batch if op.work is None
+                                          and op.acks is None]))
+        return [(None, None) if op.acks is not None else
+                next(stored) if op.work is None else (op.work(conn), None) for op in batch]
 
     def _until_housekeeping(self) -> float:
         return max(self._keys_purged + self._purge_interval() - time.monotonic(), 0.0)
@@ -485,9 +512,10 @@ class SqliteSpool:
         rows.sort(key=lambda row: int(row[0]))
         return [Claimed(str(row[0]), _record(row[1:5]), int(row[5])) for row in rows]
 
-    async def _delete_many(self, ids: list[int]) -> list[BaseException | None]:
-        await self._submit(lambda conn: conn.execute(ACK_MANY, (orjson.dumps(ids),)))
-        return [None] * len(ids)
+    @staticmethod
+    def _delete(conn: sqlite3.Connection, ids: list[int]) -> None:
+        for start in range(0, len(ids), ACKS_PER_STATEMENT):
+            conn.execute(ACK_MANY, (orjson.dumps(ids[start:start + ACKS_PER_STATEMENT]),))
 
     def _postpone(self, conn: sqlite3.Connection, record_id: int, delay: float) -> None:
         # Only while the lease is ours: if it ran out and another worker holds it, theirs to settle.
@@ -585,7 +613,19 @@ class SqliteSpool:
         return True
 
     async def ack(self, claimed: Claimed) -> None:
-        await self._acks.submit(int(claimed.id))
+        self._usable()
+        if not self._acks:
+            asyncio.get_running_loop().call_soon(self._queue_acks)
+        self._acks.append(int(claimed.id))
+        self._unread_acks = True
+
+    async def _acks_committed(self) -> None:
+        """Before a read: wait until the acks this process queued so far are committed."""
+        if self._unread_acks:
+            self._unread_acks = False
+            self._acks_written = self._submit(lambda _: None)
+        if self._acks_written is not None:
+            await asyncio.shield(self._acks_written)  # shared by concurrent reads
 
     async def retry(self, claimed: Claimed, delay: float) -> None:
         record_id = int(claimed.id)
@@ -605,14 +645,17 @@ class SqliteSpool:
         return await self._submit(work)
 
     async def depth(self) -> int:
+        await self._acks_committed()
         return await self._read(lambda conn: int(conn.execute(COUNT_RECORDS).fetchone()[0]))
 
     async def oldest_age(self) -> float:
         # Ids grow with time, so the lowest id is the oldest record (retries keep their id).
+        await self._acks_committed()
         row = await self._read(lambda conn: conn.execute(OLDEST).fetchone())
         return 0.0 if row is None else max(time.time() - float(row[0]), 0.0)
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        await self._acks_committed()
         rows = await self._read(lambda conn: conn.execute(DEAD_LETTERS, (limit,)).fetchall())
         return [
             DeadLetter(str(row[0]), _record(row[1:5]), int(row[5]), row[6], int(row[7]), row[8])
