@@ -474,6 +474,22 @@ async def test_sqlite_forgets_expired_keys(tmp_path: Path) -> None:
         await spool.close()
 
 
+async def test_sqlite_an_expired_key_not_yet_purged_is_new_again(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    spool = SqliteSpool(str(path), 100, 60.0)  # the next purge is a minute away
+    await spool.start()
+    try:
+        first, second = records(2)
+        assert await spool.put([first, second]) == [True, True]
+        with sqlite3.connect(path) as conn:  # the first key's time ran out
+            conn.execute("UPDATE keys SET expires_at = ? WHERE key = ?", (time.time() - 1, first.key))
+        assert await spool.put([first, second, first]) == [True, False, False]
+        assert await spool.put([first]) == [False]  # remembered afresh
+        assert await spool.depth() == 3
+    finally:
+        await spool.close()
+
+
 async def test_sqlite_url_default_is_the_working_directory(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
