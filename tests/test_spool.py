@@ -490,6 +490,47 @@ async def test_sqlite_an_expired_key_not_yet_purged_is_new_again(tmp_path: Path)
         await spool.close()
 
 
+async def test_sqlite_depth_stays_exact_through_every_call(tmp_path: Path) -> None:
+    """The writer keeps the count: after each call it equals count(*) of the records."""
+    path = tmp_path / "spool.db"
+    with sqlite3.connect(path) as old:  # a spool of an earlier version: triggers kept it
+        old.execute("CREATE TABLE counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+        old.execute("CREATE TABLE records (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,"
+                    " key TEXT NOT NULL, body BLOB NOT NULL, user_agent TEXT NOT NULL,"
+                    " attempts INTEGER NOT NULL DEFAULT 0, enqueued_at REAL NOT NULL,"
+                    " due_at REAL NOT NULL, lease_owner TEXT)")
+        old.execute("INSERT INTO counts VALUES ('records', 0)")
+        old.execute("CREATE TRIGGER records_counted_in AFTER INSERT ON records"
+                    " BEGIN UPDATE counts SET n = n + 1 WHERE name = 'records'; END")
+    spool = SqliteSpool(str(path), 100, 60.0)
+    await spool.start()
+
+    async def exact() -> int:
+        depth = await spool.depth()  # after this process's acks are committed
+        with sqlite3.connect(path) as conn:
+            (actual,) = conn.execute("SELECT count(*) FROM records").fetchone()
+        assert depth == actual
+        return depth
+
+    try:
+        await spool.put(records(6))
+        assert await exact() == 6
+        first, second, third, *rest = await spool.claim(10, wait=0)
+        await spool.ack(first)
+        await spool.ack(second)
+        assert await exact() == 4
+        await spool.dead(third, 400, "bad")
+        assert await exact() == 3
+        await spool.retry(rest[0], delay=0)
+        assert await exact() == 3
+        assert await spool.replay() == 1
+        assert await exact() == 4
+        assert await spool.put(records(2, "more")) == [True, True]
+        assert await exact() == 6
+    finally:
+        await spool.close()
+
+
 async def test_sqlite_url_default_is_the_working_directory(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
