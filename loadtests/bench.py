@@ -187,7 +187,8 @@ class Bench:
                 "--log-level", "warning", "--lifespan", "off"]
         proc = self.procs.start("bare-asgi", argv, self.cpus.server, port=port)
         try:
-            return self.measure(f"http://127.0.0.1:{port}{PATH}", Script(events=1))
+            return busy(proc.pid, lambda: self.measure(f"http://127.0.0.1:{port}{PATH}",
+                                                       Script(events=1)))
         finally:
             self.procs.stop(proc)
 
@@ -232,11 +233,8 @@ class Bench:
         """`step(url)` against a fresh gateway (empty spool, empty dedupe), stopped after."""
         proc, url = self.start_gateway(name, forwarder)
         try:
-            started, cpu = time.monotonic(), cpu_seconds(proc.pid)
-            result = step(url)
+            result = busy(proc.pid, lambda: step(url))
             if isinstance(result, dict):
-                # the share of its core the gateway used over the step (warm-up included)
-                result["cpu_busy"] = (cpu_seconds(proc.pid) - cpu) / (time.monotonic() - started)
                 result["metrics"] = scrape(url)
             return result
         finally:
@@ -322,6 +320,16 @@ class Bench:
                               capture_output=True, text=True, timeout=600, check=True)
         result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
         return result
+
+
+def busy(pid: int, step: Callable[[], Any]) -> Any:
+    """`step()`, with `cpu_busy` added to its figures: the share of its core process `pid`
+    used over the step (warm-up included)."""
+    started, cpu = time.monotonic(), cpu_seconds(pid)
+    result = step()
+    if isinstance(result, dict):
+        result["cpu_busy"] = (cpu_seconds(pid) - cpu) / (time.monotonic() - started)
+    return result
 
 
 def cpu_seconds(pid: int) -> float:

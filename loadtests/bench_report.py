@@ -93,7 +93,17 @@ def _wrk_row(label: str, wrk: Mapping[str, Any] | None, unit: str = "req/s") -> 
     note = f"p50 {_num(ms(wrk.get('p50_us')), 2)} ms, p99 {_num(ms(wrk.get('p99_us')), 2)} ms"
     if wrk.get("status") or wrk.get("timeout"):
         note += f", non-2xx {wrk.get('status', 0)}, timeouts {wrk.get('timeout', 0)}"
-    return [label, _num(wrk.get("rps")), unit, note]
+    return [label, _num(wrk.get("rps")), unit, note + _cpu_note(wrk, wrk.get("rps"), "req")]
+
+
+def _cpu_note(figures: Mapping[str, Any], rate: float | None, per: str) -> str:
+    """The gateway's share of its core and its CPU time per request (or event): at half
+    the maximum rate a request costs more than at the maximum (fewer per loop turn and
+    per group commit), so half the rate is not half the core."""
+    busy = figures.get("cpu_busy")
+    if busy is None or not rate:
+        return ""
+    return f", cpu {busy:.0%} = {busy / rate * 1e6:,.0f} us/{per}"
 
 
 def rows(results: Mapping[str, Any]) -> list[list[str]]:
@@ -117,13 +127,15 @@ def rows(results: Mapping[str, Any]) -> list[list[str]]:
          "events/s", ""],
         [f"intake at half max ({_num(half.get('target_rps'))}/s)", _num(half.get("rps")),
          "req/s", f"p50 {_num(ms(half.get('p50_us')), 2)} ms, "
-                  f"p99 {_num(ms(half.get('p99_us')), 2)} ms, forwarder off"],
+                  f"p99 {_num(ms(half.get('p99_us')), 2)} ms, forwarder off"
+                  + _cpu_note(half, half.get("rps"), "req")],
         ["  same, forwarder in-process (default)", _num(half_fwd.get("rps")), "req/s",
          f"p50 {_num(ms(half_fwd.get('p50_us')), 2)} ms, "
          f"p99 {_num(ms(half_fwd.get('p99_us')), 2)} ms"],
         ["end-to-end received by the stub", _num(e2e.get("received_events_per_s")), "events/s",
          f"backlog {_num(e2e.get('backlog_start'))} -> {_num(e2e.get('backlog_end'))}, "
-         f"stable {e2e.get('stable', '-')}"],
+         f"stable {e2e.get('stable', '-')}"
+         + _cpu_note(e2e, e2e.get("received_events_per_s"), "event")],
         ["  forwarder alone, draining (intake idle)", _num(e2e.get("drain_events_per_s")),
          "events/s", "the backlog left after the window"],
         ["dedupe memory, 1M event_ids", _num(memory.get("bytes_per_key_rss")), "B/id",

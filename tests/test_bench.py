@@ -77,6 +77,13 @@ def test_render_prints_figures_and_verdicts() -> None:
     assert "12,000" in text
 
 
+def test_render_shows_the_cpu_cost_per_request_where_measured() -> None:
+    half = {"rps": 1_500.0, "p99_us": 9_000.0, "cpu_busy": 0.85}
+    text = bench_report.render(results(half_rate=half))
+    assert "cpu 85% = 567 us/req" in text  # 0.85 s of CPU per second over 1,500 requests
+    assert "us/event" not in text  # the end-to-end run here has no CPU figure
+
+
 def test_body_template_has_one_hole_per_event() -> None:
     assert len(bench_lua.body_template(1)) == 2
     assert len(bench_lua.body_template(20)) == 21
