@@ -37,7 +37,8 @@ pytestmark = pytest.mark.fault
 Spawn = Callable[..., Process]
 
 SERVE = ["serve", "--host", "127.0.0.1", "--log-level", "warning"]
-FORWARD_CONCURRENCY = 64  # IAN_FORWARD_CONCURRENCY: the most a crash can leave un-acked
+FORWARD_CONCURRENCY = 64  # IAN_FORWARD_CONCURRENCY: what a crash leaves un-acked, with the few
+# acked since the spool's last commit began (well under it at these tests' rates)
 GRACEFUL_EXIT_S = 30.0  # uvicorn's timeout_graceful_shutdown (20 s) + the forwarder's drain
 # IAN_SPOOL_LEASE (default 30 s): a dead process's leases end after it.
 SPOOL_LEASE_S = 30.0
