@@ -482,7 +482,8 @@ async def test_sqlite_an_expired_key_not_yet_purged_is_new_again(tmp_path: Path)
         first, second = records(2)
         assert await spool.put([first, second]) == [True, True]
         with sqlite3.connect(path) as conn:  # the first key's time ran out
-            conn.execute("UPDATE keys SET expires_at = ? WHERE key = ?", (time.time() - 1, first.key))
+            conn.execute("UPDATE keys SET expires_at = ? WHERE key = ?",
+                         (time.time() - 1, first.key))
         assert await spool.put([first, second, first]) == [True, False, False]
         assert await spool.put([first]) == [False]  # remembered afresh
         assert await spool.depth() == 3
@@ -495,8 +496,9 @@ async def test_sqlite_depth_stays_exact_through_every_call(tmp_path: Path) -> No
     path = tmp_path / "spool.db"
     with sqlite3.connect(path) as old:  # a spool of an earlier version: triggers kept it
         old.execute("CREATE TABLE counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL)")
-        old.execute("CREATE TABLE records (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,"
-                    " key TEXT NOT NULL, body BLOB NOT NULL, user_agent TEXT NOT NULL,"
+        old.execute("CREATE TABLE records (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                    " kind TEXT NOT NULL, key TEXT NOT NULL, body BLOB NOT NULL,"
+                    " user_agent TEXT NOT NULL,"
                     " attempts INTEGER NOT NULL DEFAULT 0, enqueued_at REAL NOT NULL,"
                     " due_at REAL NOT NULL, lease_owner TEXT)")
         old.execute("INSERT INTO counts VALUES ('records', 0)")
