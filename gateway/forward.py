@@ -168,7 +168,7 @@ class Forwarder:
 
     async def _deliver(self, claimed: Claimed) -> None:
         kind = claimed.record.kind
-        reason = too_old(claimed.record, datetime.now(UTC)) if kind == "order_log" else None
+        reason = too_old(claimed.record, datetime.now(UTC))
         if reason is not None:
             await self._dead(claimed, Answer(0, reason))
             return
@@ -186,8 +186,7 @@ class Forwarder:
             self._metrics.child(self._metrics.retries, kind).inc()
             await self._spool.retry(claimed, backoff(claimed.attempts, answer.retry_after))
             return
-        if self._failures:
-            await self._upstream_up()
+        await self._upstream_up()
         if 200 <= answer.status < 300:
             await self._spool.ack(claimed)
         else:
