@@ -97,7 +97,7 @@ def _wrk_row(label: str, wrk: Mapping[str, Any] | None, unit: str = "req/s") -> 
 
 
 def _cpu_note(figures: Mapping[str, Any], rate: float | None, per: str) -> str:
-    """The gateway's share of its core and its CPU time per request (or event): at half
+    """The server's share of its core and its CPU time per request (or event): at half
     the maximum rate a request costs more than at the maximum (fewer per loop turn and
     per group commit), so half the rate is not half the core."""
     busy = figures.get("cpu_busy")
