@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from spool_fixtures import REDIS_MISSING, redis_available, redis_server, run_child
 
 from gateway.spool import Claimed, Record, Spool, SpoolFull, open_spool
+from gateway.spool.keys import KnownKeys
 from gateway.spool.memory import MemorySpool
 from gateway.spool.redis import GROUP, RedisSpool
 from gateway.spool.sqlite import SqliteSpool
@@ -99,6 +100,24 @@ async def test_concurrent_puts_store_a_shared_key_once(spools: OpenSpool) -> Non
     assert all(own for own, _ in answers)
     assert sum(seen for _, seen in answers) == 1
     assert await spool.depth() == 51
+
+
+async def test_two_instances_on_one_storage_store_each_key_once(
+        spools: OpenSpool, backend: str) -> None:
+    """Processes of one machine (sqlite) or instances sharing a Redis dedupe each other."""
+    if backend == "memory":
+        pytest.skip("memory: one process's alone, by design")
+    first, second = await spools(1000), await spools(1000)
+    batch = records(200)
+    answers = await asyncio.gather(
+        *(spool.put([record]) for record in batch for spool in (first, second))
+    )
+    assert sum(answer == [True] for answer in answers) == 200
+    assert await first.put(records(1, "then")) == [True]
+    assert await second.put(records(1, "then")) == [False]
+    assert await second.depth() == 201
+    claimed = (await first.claim(500, wait=0)) + (await second.claim(500, wait=0))
+    assert sorted(keys(claimed)) == sorted(r.key for r in [*batch, *records(1, "then")])
 
 
 async def test_claim_gives_the_records_as_put_and_leases_them(spools: OpenSpool) -> None:
@@ -302,6 +321,7 @@ async def test_acks_made_just_before_close_are_kept(spools: OpenSpool, backend: 
 
 CLAIMER = """
 import asyncio, json, os, sys
+from gateway.spool.keys import KnownKeys
 from gateway.spool.sqlite import SqliteSpool
 
 async def main(path, go):
@@ -325,6 +345,7 @@ asyncio.run(main(*sys.argv[1:]))
 CRASHER = """
 import asyncio, os, signal, sys
 from gateway.spool import Record
+from gateway.spool.keys import KnownKeys
 from gateway.spool.sqlite import SqliteSpool
 
 async def main(path):
@@ -450,6 +471,24 @@ async def test_sqlite_locked_past_busy_timeout_is_spool_full_then_recovers(
         await spool.close()
 
 
+async def test_sqlite_a_failed_transaction_remembers_none_of_its_keys(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    spool = SqliteSpool(str(path), 100, 60)
+    await spool.start()
+    with sqlite3.connect(path) as conn:  # fails the insert of records, after the keys' log
+        conn.execute("CREATE TRIGGER boom BEFORE INSERT ON records WHEN NEW.key = 'k1'"
+                     " BEGIN SELECT RAISE(ABORT, 'boom'); END")
+    try:
+        with pytest.raises(SpoolFull):
+            await spool.put(records(2))
+        with sqlite3.connect(path) as conn:
+            conn.execute("DROP TRIGGER boom")
+        assert await spool.put(records(2)) == [True, True]  # the client's retry is new
+        assert await spool.depth() == 2
+    finally:
+        await spool.close()
+
+
 async def test_sqlite_full_disk_refuses_puts(tmp_path: Path) -> None:
     spool = SqliteSpool(str(tmp_path / "spool.db"), 100, 60, min_free_bytes=2**62)
     await spool.start()
@@ -469,26 +508,65 @@ async def test_sqlite_forgets_expired_keys(tmp_path: Path) -> None:
         await spool.put(records(5))
         await asyncio.sleep(0.5)
         with sqlite3.connect(path) as conn:
-            assert conn.execute("SELECT count(*) FROM keys").fetchone() == (0,)
+            assert conn.execute("SELECT count(*) FROM key_log").fetchone() == (0,)
     finally:
         await spool.close()
 
 
-async def test_sqlite_an_expired_key_not_yet_purged_is_new_again(tmp_path: Path) -> None:
-    path = tmp_path / "spool.db"
-    spool = SqliteSpool(str(path), 100, 60.0)  # the next purge is a minute away
+async def test_sqlite_an_expired_key_is_new_once_and_remembered_afresh(tmp_path: Path) -> None:
+    path = str(tmp_path / "spool.db")
+    spool = SqliteSpool(path, 100, 1.0)
     await spool.start()
     try:
         first, second = records(2)
-        assert await spool.put([first, second]) == [True, True]
-        with sqlite3.connect(path) as conn:  # the first key's time ran out
-            conn.execute("UPDATE keys SET expires_at = ? WHERE key = ?",
-                         (time.time() - 1, first.key))
-        assert await spool.put([first, second, first]) == [True, False, False]
-        assert await spool.put([first]) == [False]  # remembered afresh
-        assert await spool.depth() == 3
+        assert await spool.put([first]) == [True]
+        await asyncio.sleep(1.1)  # first's time ran out; its log row may still be there
+        assert await spool.put([first, second, first]) == [True, True, False]
+        assert await spool.put([first]) == [False]
+        restarted = SqliteSpool(path, 100, 1.0)  # learns the log, the older row too
+        await restarted.start()
+        try:
+            assert await restarted.put([first, second]) == [False, False]
+        finally:
+            await restarted.close()
     finally:
         await spool.close()
+
+
+async def test_sqlite_keys_of_an_earlier_version_are_kept(tmp_path: Path) -> None:
+    """Spools before the key log kept keys in a unique index: moved to the log on open."""
+    path = tmp_path / "spool.db"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE keys (key TEXT PRIMARY KEY, expires_at REAL NOT NULL)"
+                    " WITHOUT ROWID")
+        old.executemany("INSERT INTO keys VALUES (?, ?)",
+                        [("k0", time.time() + 60), ("k1", time.time() - 1)])
+    spool = SqliteSpool(str(path), 100, 60.0)
+    await spool.start()
+    try:
+        assert await spool.put(records(3)) == [False, True, True]  # k1 had expired
+        with sqlite3.connect(path) as conn:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        assert "keys" not in tables
+    finally:
+        await spool.close()
+
+
+def test_known_keys_each_until_its_own_expiry() -> None:
+    known = KnownKeys()
+    event_id = str(uuid.uuid4())
+    known.learn([(event_id, 10.0), ("order-1@t", 100.0)])
+    assert known.known(event_id, 9.9)
+    assert not known.known(event_id, 10.0)
+    assert known.known("order-1@t", 99.0)
+    known.learn([(event_id, 20.0)])  # learned again: the later expiry wins
+    known.learn([(event_id, 15.0)])
+    known.forget_expired(16.0)  # the batches of 10 and 15 go; the key stays, for its 20
+    assert known.known(event_id, 19.0) and len(known) == 2
+    known.forget_expired(20.0)
+    assert not known.known(event_id, 0.0) and len(known) == 1
+    known.forget_expired(100.0)
+    assert len(known) == 0
 
 
 async def test_sqlite_depth_stays_exact_through_every_call(tmp_path: Path) -> None:
@@ -593,24 +671,6 @@ async def test_redis_lease_taken_over_ignores_the_old_owner(redis_url: str) -> N
     finally:
         await slow.close()
         await other.close()
-
-
-@pytest.mark.redis
-async def test_redis_two_instances_store_each_key_once(redis_url: str) -> None:
-    prefix = f"test:{uuid.uuid4().hex}:"
-    first, second = await redis_spool(redis_url, prefix), await redis_spool(redis_url, prefix)
-    try:
-        batch = records(200)
-        answers = await asyncio.gather(
-            *(spool.put([record]) for record in batch for spool in (first, second))
-        )
-        assert sum(answer == [True] for answer in answers) == 200
-        assert await first.depth() == 200
-        claimed = (await first.claim(500, wait=0)) + (await second.claim(500, wait=0))
-        assert sorted(item.record.key for item in claimed) == sorted(r.key for r in batch)
-    finally:
-        await first.close()
-        await second.close()
 
 
 @pytest.mark.redis
