@@ -292,7 +292,7 @@ class Bench:
         if gateway:
             steps.append(Step("gateway", "e2e", "gateway end-to-end, spool depth held still",
                               lambda: self.with_gateway("gw-e2e", True, self.end_to_end)))
-        steps.append(Step("memory", "", "dedupe memory, 1,000,000 event_ids", self.memory))
+        steps.append(Step("memory", "", "event_id memory (dedupe + spool), 1M ids", self.memory))
         return steps
 
     def half_rate(self, url: str) -> dict[str, float]:

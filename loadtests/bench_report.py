@@ -138,7 +138,7 @@ def rows(results: Mapping[str, Any]) -> list[list[str]]:
          + _cpu_note(e2e, e2e.get("received_events_per_s"), "event")],
         ["  forwarder alone, draining (intake idle)", _num(e2e.get("drain_events_per_s")),
          "events/s", "the backlog left after the window"],
-        ["dedupe memory, 1M event_ids", _num(memory.get("bytes_per_key_rss")), "B/id",
+        ["event_id memory (dedupe + spool), 1M", _num(memory.get("bytes_per_key_rss")), "B/id",
          f"RSS delta, keys included (a UUID str is {memory.get('key_string_bytes', '-')} B)"],
     ]
 

@@ -3,6 +3,7 @@
     python loadtests/spool_bench.py                      # FULL and NORMAL, 200 putters, 5 s each
     python loadtests/spool_bench.py --sync FULL --linger 0 0.002 --max-batch 1000 1
     python loadtests/spool_bench.py --processes 2          # two workers sharing one file
+    python loadtests/spool_bench.py --remembered 1000000   # a spool at its steady state
     python loadtests/spool_bench.py --redis redis://127.0.0.1:6379/0   # RedisSpool instead
 
 Each configuration gets a fresh file in a temporary directory (on the same
@@ -11,7 +12,9 @@ record per `put`, as intake does for a single beacon, and measures how long
 `put` took to return (that is, until its transaction was committed). Then the
 records are drained by `--forwarders` tasks that claim up to 64 and ack each,
 as the forwarder does. With `--processes N` the putters are split among N
-processes sharing the file, as `serve --workers N` does.
+processes sharing the file, as `serve --workers N` does. With `--remembered N`
+the file already remembers N dedupe keys, as after 15 minutes at N/900 events/s;
+the first put learns them (its time is printed). CPU is the process's per put.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -52,6 +56,7 @@ class Puts:
     seconds: float
     latencies: list[float]
     commits: int
+    cpu_seconds: float
 
 
 @dataclass
@@ -70,6 +75,7 @@ class Result:
         return (
             f"| {processes} | {self.sync} | {self.linger * 1000:g} | {self.max_batch} "
             f"| {self.puts.count / self.puts.seconds:,.0f} | {p50:.2f} | {p99:.2f} "
+            f"| {self.puts.cpu_seconds / self.puts.count * 1e6:.1f} "
             f"| {self.puts.count / self.puts.commits if self.puts.commits else 0:.1f} "
             f"| {self.drained / self.drain_seconds:,.0f} |"
         )
@@ -105,11 +111,12 @@ async def putter(spool: Spool, until: float, latencies: list[float]) -> int:
 async def put_phase(spool: Spool, putters: int, seconds: float) -> Puts:
     latencies: list[float] = []
     before = commits(spool)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     counts = await asyncio.gather(
         *(putter(spool, started + seconds, latencies) for _ in range(putters))
     )
-    return Puts(sum(counts), time.perf_counter() - started, latencies, commits(spool) - before)
+    return Puts(sum(counts), time.perf_counter() - started, latencies, commits(spool) - before,
+                time.process_time() - cpu)
 
 
 async def child(path: str, sync: str, linger: float, max_batch: int, putters: int,
@@ -120,7 +127,7 @@ async def child(path: str, sync: str, linger: float, max_batch: int, putters: in
     await asyncio.sleep(max(start_at - time.time(), 0))
     puts = await put_phase(spool, putters, seconds)
     await spool.close()
-    print(json.dumps([puts.count, puts.seconds, puts.latencies, puts.commits]))
+    print(json.dumps([puts.count, puts.seconds, puts.latencies, puts.commits, puts.cpu_seconds]))
 
 
 def put_in_processes(path: str, sync: str, linger: float, max_batch: int,
@@ -133,7 +140,8 @@ def put_in_processes(path: str, sync: str, linger: float, max_batch: int,
                 for _ in range(args.processes)]
     done = [json.loads(proc.communicate(timeout=args.seconds + 120)[0]) for proc in children]
     return Puts(sum(d[0] for d in done), max(d[1] for d in done),
-                [latency for d in done for latency in d[2]], sum(d[3] for d in done))
+                [latency for d in done for latency in d[2]], sum(d[3] for d in done),
+                sum(d[4] for d in done))
 
 
 async def forwarder(spool: Spool) -> int:
@@ -144,10 +152,25 @@ async def forwarder(spool: Spool) -> int:
     return drained
 
 
+async def remember(spool: SqliteSpool, count: int) -> float:
+    """Log `count` keys straight into the file, then the seconds of the put that learns them."""
+    expires_at = time.time() + 900
+    with sqlite3.connect(spool.path) as conn:
+        conn.executemany("INSERT INTO key_log (key, expires_at) VALUES (?, ?)",
+                         ((str(uuid.uuid4()), expires_at) for _ in range(count)))
+    started = time.perf_counter()
+    await spool.put([Record("track", "learns-the-log", BODY % b"first", UA)])
+    return time.perf_counter() - started
+
+
 async def bench(path: str, sync: str, linger: float, max_batch: int,
                 args: argparse.Namespace) -> Result:
     spool = open_spool(path, sync, linger, max_batch)
     await spool.start()
+    if args.remembered and isinstance(spool, SqliteSpool):
+        seconds = await remember(spool, args.remembered)
+        print(f"{args.remembered:,} keys remembered; the first put learned them in "
+              f"{seconds:.2f} s", flush=True)
     if args.processes > 1:
         puts = await asyncio.to_thread(put_in_processes, path, sync, linger, max_batch, args)
     else:
@@ -164,8 +187,8 @@ async def main(args: argparse.Namespace) -> None:
           f"one record per put; then {args.forwarders} forwarders claim 64 and ack each; "
           f"files in {args.dir}; load average {os.getloadavg()[0]:.1f}")
     print("| processes | synchronous | linger ms | max batch | puts/s | p50 ms | p99 ms "
-          "| records/commit | claim+ack/s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| CPU µs/put | records/commit | claim+ack/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     if args.redis:
         result = await bench(f"{args.redis}#{uuid.uuid4().hex}", "redis", 0, 0, args)
         print(result.row(args.processes), flush=True)
@@ -190,6 +213,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--forwarders", type=int, default=4)
+    parser.add_argument("--remembered", type=int, default=0, metavar="N",
+                        help="SQLite: dedupe keys the file remembers before the puts")
     parser.add_argument("--dir", default=os.path.dirname(os.path.abspath(__file__)))
     parser.add_argument("--redis", metavar="URL",
                         help="bench RedisSpool on this server instead of SQLite")
