@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -38,6 +39,12 @@ from gateway.types import Scope
 log = logging.getLogger("gateway")
 
 EVENTS_PATH = "/v1/events"
+# Python's cyclic GC collects its youngest generation after every 700 container
+# allocations (its default); a beacon allocates about a hundred, nearly all freed by
+# reference counting, so those collections found little: 3.2% of 1-event intake's CPU
+# (perf, native samples), ~0 after 50,000. Measured with alternating runs: intake
+# 4,055 -> 4,163 req/s, end to end 2,559 -> 2,693 events/s. Cycles wait a little longer.
+GC_YOUNG_THRESHOLD = 50_000
 
 
 @dataclass
@@ -153,6 +160,7 @@ class Gateway:
 
 async def forward_until_stopped(settings: Settings, stop: asyncio.Event) -> None:
     """The forwarder alone, on the spool `serve` fills (`ian-gateway forward`)."""
+    tune_gc()
     parts = build_parts(settings.with_(forwarder=True))
     assert parts.connect is not None and parts.forwarder is not None
     await parts.spool.start()
@@ -172,11 +180,16 @@ def create_app(settings: Settings) -> Gateway:
     return Gateway(build_parts(settings))
 
 
+def tune_gc() -> None:
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def create_app_from_env() -> Gateway:
     """uvicorn's factory for `serve --workers N`: each worker reads the same environment."""
     try:
         settings = Settings.from_env(os.environ)
         configure_logging(settings)
+        tune_gc()
         return create_app(settings)
     except ConfigError as exc:
         raise SystemExit(f"ian-gateway: {exc}") from None
