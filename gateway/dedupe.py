@@ -7,7 +7,7 @@ ints (an event_id is a UUID) cost about 80 bytes a key against ~300 for a
 cachetools TTLCache of strings, and a lookup is a few set probes with no
 per-key timer. `IAN_DEDUPE_MAX` bounds the keys held: past it the oldest
 generation goes early. Across worker processes and instances the spool's own
-unique key has the last word (`Spool.put` answers which records were new).
+record of keys has the last word (`Spool.put` answers which records were new).
 """
 
 from __future__ import annotations
