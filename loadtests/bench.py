@@ -180,12 +180,21 @@ class Bench:
             self.procs.stop(proc)
 
     def bare_asgi(self) -> dict[str, float]:
+        return self.uvicorn_app("bare-asgi", "bare_asgi:app", lifespan="off")
+
+    def intake_without_spool(self) -> dict[str, float]:
+        """For information: the gateway's intake with a spool that stores nothing."""
+        return self.uvicorn_app("intake-without-spool", "intake_without_spool:app",
+                                lifespan="on")
+
+    def uvicorn_app(self, name: str, app: str, lifespan: str) -> dict[str, float]:
+        """1-event beacons against `app` (in loadtests/) under uvicorn as `serve` runs it."""
         port = free_port()
-        argv = [sys.executable, "-m", "uvicorn", "bare_asgi:app", "--app-dir", str(HERE),
+        argv = [sys.executable, "-m", "uvicorn", app, "--app-dir", str(HERE),
                 "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
                 "--http", "httptools", "--workers", "1", "--no-access-log",
-                "--log-level", "warning", "--lifespan", "off"]
-        proc = self.procs.start("bare-asgi", argv, self.cpus.server, port=port)
+                "--log-level", "warning", "--lifespan", lifespan]
+        proc = self.procs.start(name, argv, self.cpus.server, port=port, cwd=ROOT)
         try:
             return busy(proc.pid, lambda: self.measure(f"http://127.0.0.1:{port}{PATH}",
                                                        Script(events=1)))
@@ -280,6 +289,9 @@ class Bench:
             steps += [
                 Step("gateway", "intake_1", "gateway intake, 1-event beacons (forwarder off)",
                      lambda: self.with_gateway("gw-intake-1", False, self.intake_1)),
+                Step("gateway", "intake_1_without_spool",
+                     "the same, a spool that stores nothing (information)",
+                     self.intake_without_spool),
                 Step("gateway", "intake_20", "gateway intake, 20-event beacons (forwarder off)",
                      lambda: self.with_gateway("gw-intake-20", False, self.intake_20)),
                 Step("gateway", "half_rate", "gateway intake at half max (forwarder off)",

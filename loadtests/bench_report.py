@@ -71,6 +71,10 @@ def figures(results: Mapping[str, Any]) -> dict[str, float | None]:
                                      dig(results, "baselines", "bare_aiohttp", "rps")),
         "half_rate_p99_ms": ms(dig(results, "gateway", "half_rate", "p99_us")),
         "bytes_per_event_id": dig(results, "memory", "bytes_per_key_rss"),
+        # information, no target: the intake ratio if the spool cost nothing
+        "intake_without_spool_vs_bare_asgi": ratio(
+            dig(results, "gateway", "intake_1_without_spool", "rps"),
+            dig(results, "baselines", "bare_asgi", "rps")),
     }
 
 
@@ -94,6 +98,12 @@ def _wrk_row(label: str, wrk: Mapping[str, Any] | None, unit: str = "req/s") -> 
     if wrk.get("status") or wrk.get("timeout"):
         note += f", non-2xx {wrk.get('status', 0)}, timeouts {wrk.get('timeout', 0)}"
     return [label, _num(wrk.get("rps")), unit, note + _cpu_note(wrk, wrk.get("rps"), "req")]
+
+
+def _information(row: list[str], vs_bare: float | None) -> list[str]:
+    if vs_bare is not None:
+        row[3] += f"; {vs_bare:.2f} of bare ASGI"
+    return row
 
 
 def _cpu_note(figures: Mapping[str, Any], rate: float | None, per: str) -> str:
@@ -122,6 +132,9 @@ def rows(results: Mapping[str, Any]) -> list[list[str]]:
         ["bare aiohttp forwarding, 64 keep-alive", _num(aio.get("rps")), "req/s",
          f"errors {aio.get('errors', '-')}"],
         _wrk_row("intake, 1-event beacons", gw.get("intake_1")),
+        _information(_wrk_row("  same, a spool that stores nothing",
+                              gw.get("intake_1_without_spool")),
+                     figures(results)["intake_without_spool_vs_bare_asgi"]),
         _wrk_row("intake, 20-event beacons", beacons20),
         ["  = events/s at 20 per beacon", _num(beacons20.get("rps", 0) * 20 or None),
          "events/s", ""],

@@ -11,9 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
+from gateway.settings import Settings
 from gateway.validate import validate_event
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "loadtests"))
@@ -32,6 +34,7 @@ def results(**gateway: Any) -> dict[str, Any]:
         "git_sha": "abc123",
         "baselines": {"bare_asgi": {"rps": 20_000.0}, "bare_aiohttp": {"rps": 8_000.0}},
         "gateway": {"intake_1": {"rps": 12_000.0}, "e2e": {"received_events_per_s": 4_000.0},
+                    "intake_1_without_spool": {"rps": 16_000.0},
                     "half_rate": {"p99_us": 4_500.0}, **gateway},
         "memory": {"bytes_per_key_rss": 250.0, "key_string_bytes": 85},
     }
@@ -46,7 +49,31 @@ def test_ratio_guards_against_missing_and_zero() -> None:
 def test_figures_are_same_run_ratios() -> None:
     figures = bench_report.figures(results())
     assert figures == {"intake_vs_bare_asgi": 0.6, "e2e_vs_bare_aiohttp": 0.5,
-                       "half_rate_p99_ms": 4.5, "bytes_per_event_id": 250.0}
+                       "half_rate_p99_ms": 4.5, "bytes_per_event_id": 250.0,
+                       "intake_without_spool_vs_bare_asgi": 0.8}
+
+
+def test_the_spool_free_intake_is_shown_for_information_only() -> None:
+    row = next(r for r in bench_report.rows(results()) if "stores nothing" in r[0])
+    assert row[1] == "16,000" and row[3].endswith("; 0.80 of bare ASGI")
+    assert "intake_without_spool_vs_bare_asgi" not in {t.key for t in bench_report.TARGETS}
+
+
+async def test_the_spool_free_intake_is_the_gateways_own() -> None:
+    """It validates, dedupes and answers as the gateway does; only nothing is stored."""
+    import intake_without_spool
+
+    body = bench_lua.fill(bench_lua.body_template(1))
+    broken = body.replace(b'"event":"ian.', b'"event":"nope.')
+    app = intake_without_spool.create(Settings(forwarder=False))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://gateway", headers=bench_lua.HEADERS) as client:
+        first = await client.post("/v1/events", content=body)
+        again = await client.post("/v1/events", content=body)
+        wrong = await client.post("/v1/events", content=broken)
+    assert first.status_code == 202 and first.json()["accepted"] == 1
+    assert again.json()["duplicates"] == 1
+    assert wrong.status_code == 400
 
 
 def test_targets_are_judged_in_their_direction() -> None:

@@ -1,0 +1,35 @@
+"""The gateway with a spool that stores nothing: intake's ceiling once durability is free.
+
+Everything but the spool is the gateway's own, built as `serve` builds it: the
+request id, the intake (parse, enrich, validate, dedupe, answer), its metrics,
+the GC threshold. `put` answers every record new and keeps none. The bench
+measures it next to the gateway, for information: it is not a target's
+baseline, it shows how much of the intake target the spool could ever explain.
+Run: `uvicorn intake_without_spool:app --app-dir loadtests --loop uvloop --http httptools`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gateway.app import Gateway, Parts, tune_gc
+from gateway.dedupe import Dedupe
+from gateway.metrics import Metrics
+from gateway.settings import Settings
+from gateway.spool import Record
+from gateway.spool.memory import MemorySpool
+
+
+class StoresNothing(MemorySpool):
+    async def put(self, records: Sequence[Record]) -> list[bool]:
+        return [True] * len(records)
+
+
+def create(settings: Settings) -> Gateway:
+    parts = Parts(settings, Metrics(), Dedupe(settings.dedupe_ttl, settings.dedupe_max),
+                  StoresNothing(settings.spool_max, settings.dedupe_ttl), None, None)
+    return Gateway(parts)
+
+
+tune_gc()
+app = create(Settings(forwarder=False))  # as the bench runs the gateway: no rate limit
