@@ -57,8 +57,9 @@ so a key is refused by every process of the machine, and after a restart (the
 first put reads the whole log: about 3 s per million keys here). The keys of
 a transaction are known only once it commits. A unique index on the keys
 would cost a random page per key per commit: put CPU 47 -> 27 us per event
-with a million keys remembered, 32 -> 26 with none (/tmp microbenchmark of
-20-event puts, 10 in flight); memory is ~100 bytes per key per process.
+with a million keys remembered, 32 -> 26 with none (20-event puts, 10 in
+flight, the two designs measured alike; `loadtests/spool_bench.py --remembered
+N` measures this one). Memory is ~100 bytes per key per process.
 """
 
 from __future__ import annotations
