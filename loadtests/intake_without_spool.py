@@ -10,11 +10,10 @@ Run: `uvicorn intake_without_spool:app --app-dir loadtests --loop uvloop --http 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
-from gateway.app import Gateway, Parts, tune_gc
-from gateway.dedupe import Dedupe
-from gateway.metrics import Metrics
+from gateway.app import Gateway, build_parts, tune_gc
 from gateway.settings import Settings
 from gateway.spool import Record
 from gateway.spool.memory import MemorySpool
@@ -26,9 +25,10 @@ class StoresNothing(MemorySpool):
 
 
 def create(settings: Settings) -> Gateway:
-    parts = Parts(settings, Metrics(), Dedupe(settings.dedupe_ttl, settings.dedupe_max),
-                  StoresNothing(settings.spool_max, settings.dedupe_ttl), None, None)
-    return Gateway(parts)
+    """`serve`'s own parts (`build_parts`), the spool swapped for one that stores nothing."""
+    parts = build_parts(settings.with_(spool="memory:"))
+    spool = StoresNothing(settings.spool_max, settings.dedupe_ttl)
+    return Gateway(dataclasses.replace(parts, spool=spool))
 
 
 tune_gc()
