@@ -9,7 +9,7 @@ nothing else moves its RSS. The keys are 36-character UUID strings as orjson
 parses them; once remembered only the structures hold them (compacted to
 128-bit ints), so their own size counts. Two measures: RSS delta
 (what the process really grows by, including allocator slack) and, with
-`--tracemalloc`, the traced delta (Python objects only) of a second structure.
+`--tracemalloc`, the traced delta (Python objects only) of a second fill of both.
 Prints one JSON line.
 """
 
