@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -32,6 +33,7 @@ from gateway.logs import RequestId, configure_logging
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.order_intake import OrderIntake
 from gateway.ratelimit import RateLimit
+from gateway.request_timeout import STATE_KEY, RequestDeadline
 from gateway.settings import ConfigError, Settings
 from gateway.snippet import Snippet
 from gateway.spool import Spool, open_spool
@@ -120,7 +122,7 @@ class Gateway:
         await self.starlette(scope, receive, send)
 
     @contextlib.asynccontextmanager
-    async def _lifespan(self, _: Starlette) -> AsyncIterator[None]:
+    async def _lifespan(self, _: Starlette) -> AsyncIterator[dict[str, Any]]:
         p = self.parts
         await p.spool.start()
         if p.connect is not None and p.forwarder is not None:
@@ -129,7 +131,8 @@ class Gateway:
         self.status.start()
         log.info("gateway ready (pid %s, spool %s)", os.getpid(), p.settings.spool)
         try:
-            yield
+            # uvicorn hands its lifespan state to every connection (gateway/request_timeout.py)
+            yield {STATE_KEY: RequestDeadline(p.settings.request_timeout, p.metrics)}
         finally:
             await self.status.stop()
             if p.forwarder is not None:

@@ -107,16 +107,6 @@ def encoded(item: Any) -> bytes | None:
         return None
 
 
-async def body_or_abandon(receive: Receive, limit: int, declared: bytes | None,
-                          metrics: Metrics) -> bytes | None:
-    """The whole body, or None (counted) when the client left before sending it all."""
-    try:
-        return await read_body(receive, limit, declared)
-    except Disconnected:
-        metrics.child(metrics.incomplete, "disconnected").inc()
-        return None
-
-
 class Malformed(Exception):
     """The envelope itself is wrong: 400 with a single 9999 error."""
 
@@ -179,11 +169,10 @@ class Intake:
             message = "Content-Type must be text/plain or application/json (UTF-8)"
             return await self._answer_error(send, 415, message, cors)
         try:
-            body = await body_or_abandon(receive, MAX_BODY, headers.get(b"content-length"),
-                                         self._metrics)
-            if body is None:
-                return  # no one is left to answer
+            body = await read_body(receive, MAX_BODY, headers.get(b"content-length"))
             events = items_of(body, "events", MAX_BATCH)
+        except Disconnected:
+            return  # no one is left to answer; counted by the server (request_timeout.py)
         except BodyTooLarge:
             return await self._answer_error(send, 413, f"body over {MAX_BODY} bytes", cors)
         except Malformed:

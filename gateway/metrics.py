@@ -51,7 +51,8 @@ class Metrics:
         self.incomplete = Counter(
             "ian_incomplete_requests", "Requests that never arrived whole, by reason: cut off "
             "after IAN_REQUEST_TIMEOUT (idle_timeout, headers_timeout, body_timeout) or "
-            "abandoned when the client left mid-body (disconnected)", ["reason"], registry=r)
+            "abandoned when the client left in the middle of one (disconnected)",
+            ["reason"], registry=r)
         self.rate_limited = Counter(
             "ian_rate_limited_requests", "Requests answered 429 by the rate limit", registry=r)
         self.bots = Counter(

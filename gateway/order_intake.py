@@ -17,10 +17,12 @@ from typing import Any
 
 from gateway.asgi import (
     BodyTooLarge,
+    Disconnected,
     Receive,
     Send,
     header,
     media_type,
+    read_body,
     respond,
     respond_error,
     respond_errors,
@@ -31,7 +33,6 @@ from gateway.intake import (
     TOO_DEEP,
     Malformed,
     Outcome,
-    body_or_abandon,
     encoded,
     items_of,
     spool_new,
@@ -106,11 +107,10 @@ class OrderIntake:
             await respond_error(send, 415, WRONG_TYPE, ISSUES_CODE)
             return 415
         try:
-            body = await body_or_abandon(receive, MAX_BODY, header(scope, b"content-length"),
-                                         self._metrics)
-            if body is None:
-                return None  # no one is left to answer
+            body = await read_body(receive, MAX_BODY, header(scope, b"content-length"))
             orders = items_of(body, "orders", MAX_BATCH)
+        except Disconnected:
+            return None  # no one is left to answer; counted by the server (request_timeout.py)
         except BodyTooLarge:
             await respond_error(send, 413, TOO_LARGE, ISSUES_CODE)
             return 413

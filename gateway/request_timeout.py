@@ -1,0 +1,141 @@
+"""A bound on how long a request may take to arrive (slowloris): uvicorn's httptools
+protocol with a deadline.
+
+uvicorn reads a request's headers before the ASGI app runs and bounds nothing until
+the request has arrived whole (its `timeout_keep_alive` runs only between requests),
+so a client trickling a request a byte a second holds a socket and a task for as
+long as it likes, and a few thousand of them exhaust the process's file descriptors.
+Here a connection gets `IAN_REQUEST_TIMEOUT` seconds from its opening, and each later
+request on it from its first byte, until the request's last byte. Past that it is
+answered 408 with Instacart's error object when an answer can still be sent (nothing
+of the request used), or else closed, and counted in `ian_incomplete_requests_total`
+by where it stalled: `idle_timeout` (not a byte sent: closed without an answer, as
+a browser's unused pre-connection may be), `headers_timeout`, `body_timeout`; a
+client that leaves in the middle of a request is counted there too (`disconnected`).
+
+`serve` runs uvicorn with this protocol (gateway/cli.py); the gateway's lifespan puts
+the bound and the metrics in uvicorn's lifespan state (ASGI's state shared by the app
+with its server), where each connection finds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from gateway.asgi import JSON_TYPE, NO_STORE, Headers
+from gateway.errors import ISSUES_CODE, error
+from gateway.metrics import Metrics
+
+STATE_KEY = "ian.request_deadline"
+IDLE, HEADERS, BODY = "idle_timeout", "headers_timeout", "body_timeout"
+DISCONNECTED = "disconnected"
+
+
+@dataclass(frozen=True)
+class RequestDeadline:
+    """What every connection needs: the bound (IAN_REQUEST_TIMEOUT) and where to count."""
+
+    seconds: float
+    metrics: Metrics
+
+    @property
+    def message(self) -> str:
+        return f"the request did not arrive whole within {self.seconds:g} s (IAN_REQUEST_TIMEOUT)"
+
+
+def raw_error(status: int, message: str, default_headers: Headers) -> bytes:
+    """A whole HTTP/1.1 answer with Instacart's error object, closing the connection: for
+    the server's own answers, sent before or instead of the app's."""
+    body = orjson.dumps({"errors": [error(message, ISSUES_CODE)]})
+    lines = [b"HTTP/1.1 %d %s" % (status, http.HTTPStatus(status).phrase.encode())]
+    headers = [*default_headers, JSON_TYPE, NO_STORE,
+               (b"content-length", b"%d" % len(body)), (b"connection", b"close")]
+    lines += [name + b": " + value for name, value in headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+class DeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with a request deadline and JSON error answers."""
+
+    def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        # None when the app did not set one (not the gateway's lifespan): plain uvicorn
+        self._deadline: RequestDeadline | None = app_state.get(STATE_KEY)
+        self._timer: asyncio.TimerHandle | None = None
+        self._phase = IDLE
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._phase = HEADERS
+        self._arm()  # a later request on a kept-alive connection
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self._phase = BODY
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._timer is not None and self._phase != IDLE and self._deadline is not None:
+            # the client left in the middle of a request: the app abandons what came of it
+            self._deadline.metrics.child(self._deadline.metrics.incomplete, DISCONNECTED).inc()
+        self._disarm()
+
+    def send_400_response(self, msg: str) -> None:
+        """A request that is not HTTP: uvicorn's plain-text 400, with the error object."""
+        self._disarm()
+        self.transport.write(raw_error(400, msg, self.server_state.default_headers))
+        self.transport.close()
+
+    def _arm(self) -> None:
+        if self._deadline is not None and self._timer is None:
+            self._timer = self.loop.call_later(self._deadline.seconds, self._timed_out)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if self._deadline is None or self.transport.is_closing():
+            return
+        metrics = self._deadline.metrics
+        metrics.child(metrics.incomplete, self._phase).inc()
+        if self._can_answer():
+            default_headers = self.server_state.default_headers
+            self.transport.write(raw_error(408, self._deadline.message, default_headers))
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            # what connection_lost does, now: the app's receive() answers http.disconnect
+            # (intake abandons the body) and whatever it sends is dropped
+            cycle.disconnected = True
+            cycle.message_event.set()
+        self.transport.close()
+
+    def _can_answer(self) -> bool:
+        """Whether a 408 would be the next answer on this connection: a request has begun
+        and neither it nor an earlier one's answer is under way."""
+        if self._phase == IDLE:
+            return False
+        if self.cycle is None:
+            return True
+        if self._phase == HEADERS:  # self.cycle is the previous request's
+            return bool(self.cycle.response_complete)
+        return not self.cycle.response_started
