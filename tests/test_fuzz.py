@@ -163,9 +163,9 @@ def orders(draw: st.DrawFn) -> Any:
         elif where == "properties":
             keys = [*PROPERTIES_FIELDS, "order_items", UNKNOWN]
             replace(draw, properties, draw(st.sampled_from(keys)))
-        elif isinstance(properties.get("order_items"), list) and properties["order_items"]:
-            keys = [*ITEM_FIELDS, UNKNOWN]
-            replace(draw, properties["order_items"][0], draw(st.sampled_from(keys)))
+        elif isinstance(items := properties.get("order_items"), list) and items \
+                and isinstance(items[0], dict):  # still the items make_order wrote
+            replace(draw, items[0], draw(st.sampled_from([*ITEM_FIELDS, UNKNOWN])))
     return order
 
 

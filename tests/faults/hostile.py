@@ -26,6 +26,7 @@ import socket
 import struct
 import threading
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -169,7 +170,9 @@ class HostileUpstream(Server):
             return True
         self.tally.seen.add(event_id)
         self.tally.hostile[self.behaviour] += 1
-        return await getattr(self, self.behaviour)(request, writer)
+        behave: Callable[[Request, asyncio.StreamWriter], Awaitable[bool]] = \
+            getattr(self, self.behaviour)
+        return await behave(request, writer)
 
     async def _close(self) -> None:
         if self._relay is not None:
