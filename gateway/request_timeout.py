@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import http
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -37,18 +36,46 @@ from gateway.metrics import Metrics
 STATE_KEY = "ian.request_deadline"
 IDLE, HEADERS, BODY = "idle_timeout", "headers_timeout", "body_timeout"
 DISCONNECTED = "disconnected"
+SWEEPS = 10  # looks per bound: a connection is cut at most a tenth of the bound late
+SWEEP_MAX = 1.0  # seconds between looks, at most
 
 
-@dataclass(frozen=True)
 class RequestDeadline:
-    """What every connection needs: the bound (IAN_REQUEST_TIMEOUT) and where to count."""
+    """The bound (IAN_REQUEST_TIMEOUT), where to count, and the connections it watches.
 
-    seconds: float
-    metrics: Metrics
+    A sweep every tenth of the bound cuts the connections past it, so a request costs
+    the hot path a read of the loop's clock, not a timer of its own (a `call_later`
+    and its `cancel`, a libuv timer each under uvloop).
+    """
 
-    @property
-    def message(self) -> str:
-        return f"the request did not arrive whole within {self.seconds:g} s (IAN_REQUEST_TIMEOUT)"
+    def __init__(self, seconds: float, metrics: Metrics) -> None:
+        self.seconds = seconds
+        self.metrics = metrics
+        self.message = (f"the request did not arrive whole within {seconds:g} s "
+                        "(IAN_REQUEST_TIMEOUT)")
+        self._interval = min(SWEEP_MAX, seconds / SWEEPS)
+        self._open: set[DeadlineProtocol] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def watch(self, connection: DeadlineProtocol) -> None:
+        self._open.add(connection)
+        if self._sweeper is None:  # the first connection: the server's loop is running
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    def forget(self, connection: DeadlineProtocol) -> None:
+        self._open.discard(connection)
+
+    def count(self, reason: str) -> None:
+        self.metrics.child(self.metrics.incomplete, reason).inc()
+
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._interval)
+            cutoff = loop.time() - self.seconds
+            late = [c for c in self._open if c.started is not None and c.started <= cutoff]
+            for connection in late:
+                connection.timed_out()
 
 
 def raw_error(status: int, message: str, default_headers: Headers) -> bytes:
@@ -70,17 +97,22 @@ class DeadlineProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         # None when the app did not set one (not the gateway's lifespan): plain uvicorn
         self._deadline: RequestDeadline | None = app_state.get(STATE_KEY)
-        self._timer: asyncio.TimerHandle | None = None
+        # loop time the connection opened, or its request's first byte came; None between
+        # requests, while uvicorn's keep-alive timeout bounds the wait
+        self.started: float | None = None
         self._phase = IDLE
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm()
+        if self._deadline is not None:
+            self.started = self.loop.time()
+            self._deadline.watch(self)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._phase = HEADERS
-        self._arm()  # a later request on a kept-alive connection
+        if self.started is None:  # a later request on a kept-alive connection
+            self.started = self.loop.time()
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
@@ -88,36 +120,30 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._disarm()
+        self.started = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        if self._timer is not None and self._phase != IDLE and self._deadline is not None:
+        if self._deadline is None:
+            return
+        self._deadline.forget(self)
+        if self.started is not None and self._phase != IDLE:
             # the client left in the middle of a request: the app abandons what came of it
-            self._deadline.metrics.child(self._deadline.metrics.incomplete, DISCONNECTED).inc()
-        self._disarm()
+            self._deadline.count(DISCONNECTED)
+        self.started = None
 
     def send_400_response(self, msg: str) -> None:
         """A request that is not HTTP: uvicorn's plain-text 400, with the error object."""
-        self._disarm()
+        self.started = None
         self.transport.write(raw_error(400, msg, self.server_state.default_headers))
         self.transport.close()
 
-    def _arm(self) -> None:
-        if self._deadline is not None and self._timer is None:
-            self._timer = self.loop.call_later(self._deadline.seconds, self._timed_out)
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _timed_out(self) -> None:
-        self._timer = None
+    def timed_out(self) -> None:
+        """Past the bound: a 408 if it can be the next answer, then the connection closed."""
+        self.started = None
         if self._deadline is None or self.transport.is_closing():
             return
-        metrics = self._deadline.metrics
-        metrics.child(metrics.incomplete, self._phase).inc()
+        self._deadline.count(self._phase)
         if self._can_answer():
             default_headers = self.server_state.default_headers
             self.transport.write(raw_error(408, self._deadline.message, default_headers))
