@@ -11,7 +11,9 @@ answered 408 with Instacart's error object when an answer can still be sent (not
 of the request used), or else closed, and counted in `ian_incomplete_requests_total`
 by where it stalled: `idle_timeout` (not a byte sent: closed without an answer, as
 a browser's unused pre-connection may be), `headers_timeout`, `body_timeout`; a
-client that leaves in the middle of a request is counted there too (`disconnected`).
+client that leaves in the middle of a request is counted there too (`disconnected`),
+and so is a request line with headers over MAX_HEAD bytes, answered 431
+(`headers_too_large`).
 
 `serve` runs uvicorn with this protocol (gateway/cli.py); the gateway's lifespan puts
 the bound and the metrics in uvicorn's lifespan state (ASGI's state shared by the app
@@ -36,6 +38,10 @@ from gateway.metrics import Metrics
 STATE_KEY = "ian.request_deadline"
 IDLE, HEADERS, BODY = "idle_timeout", "headers_timeout", "body_timeout"
 DISCONNECTED = "disconnected"
+# httptools bounds neither the request line nor the headers: past this, 431 (nginx's are
+# 32 KiB, Node's 16 KiB; a first-party beacon carries the storefront's cookies).
+MAX_HEAD = 64 * 1024
+HEAD_TOO_LARGE = "headers_too_large"
 SWEEPS = 10  # looks per bound: a connection is cut at most a tenth of the bound late
 SWEEP_MAX = 1.0  # seconds between looks, at most
 
@@ -101,6 +107,8 @@ class DeadlineProtocol(HttpToolsProtocol):
         # requests, while uvicorn's keep-alive timeout bounds the wait
         self.started: float | None = None
         self._phase = IDLE
+        self._heads = 0  # request heads parsed on this connection
+        self._head_bytes = 0  # bytes received since the last head ended
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -114,9 +122,29 @@ class DeadlineProtocol(HttpToolsProtocol):
         if self.started is None:  # a later request on a kept-alive connection
             self.started = self.loop.time()
 
+    def data_received(self, data: bytes) -> None:
+        heads = self._heads
+        super().data_received(data)
+        if self._heads != heads or self.started is None:  # a head ended, or none begun
+            self._head_bytes = 0
+            return
+        self._head_bytes += len(data)  # bounded to MAX_HEAD and one read beyond
+        if self._phase == HEADERS and self._head_bytes > MAX_HEAD:
+            self._refuse_head()
+
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         self._phase = BODY
+        self._heads += 1
+
+    def _refuse_head(self) -> None:
+        self.started = None
+        if self._deadline is not None:
+            self._deadline.count(HEAD_TOO_LARGE)
+        message = f"request line and headers over {MAX_HEAD} bytes"
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.write(raw_error(431, message, self.server_state.default_headers))
+        self.transport.close()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

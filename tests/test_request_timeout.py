@@ -131,3 +131,37 @@ async def test_slow_but_within_the_bound_is_served_and_each_request_has_its_own_
         await reader.readexactly(length)
     writer.close()
     assert len(upstream.wait_for("/v2/ian/track", 2)) == 2
+
+
+async def exchange(port: int, request: bytes) -> bytes:
+    """Send `request` whole (or as much as the gateway reads), answer what came back."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    with contextlib.suppress(ConnectionError):
+        writer.write(request)
+        await writer.drain()
+    try:
+        return await asyncio.wait_for(read_all(reader), 10)
+    finally:
+        writer.close()
+
+
+async def test_headers_over_64_kib_are_431_and_big_cookies_are_served(gw: Any) -> None:
+    body = orjson.dumps(event())
+    huge = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"a" * 1000) for i in range(200))  # 200 KB
+    answer = await exchange(gw.port, beacon_head(len(body))[:-2] + huge + b"\r\n" + body)
+    status, error = error_of(answer)
+    assert status == b"HTTP/1.1 431 Request Header Fields Too Large"
+    assert error["errors"][0]["error"]["error_code"] == 9999
+    cookies = b"Cookie: " + b"; ".join(b"c%d=%s" % (i, b"v" * 100) for i in range(400)) + b"\r\n"
+    answer = await exchange(gw.port, beacon_head(len(body))[:-2] + cookies + b"Connection: close"
+                            b"\r\n\r\n" + body)  # 40 KB of cookies: a storefront's own domain
+    assert answer.startswith(b"HTTP/1.1 202 Accepted\r\n"), answer[:200]
+    with httpx.Client() as http:
+        assert metric(http, gw, 'ian_incomplete_requests_total{reason="headers_too_large"}') == 1
+
+
+async def test_what_is_not_http_is_400_with_the_error_object(gw: Any) -> None:
+    status, error = error_of(await exchange(gw.port, b"\x16\x03\x01 not http at all\r\n\r\n"))
+    assert status == b"HTTP/1.1 400 Bad Request"
+    assert error == {"errors": [{"error": {"message": "Invalid HTTP request received.",
+                                           "error_code": 9999}}]}
