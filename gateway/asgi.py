@@ -22,6 +22,12 @@ class BodyTooLarge(Exception):
     pass
 
 
+class Disconnected(Exception):
+    """The client went away before its whole body arrived (fewer bytes than its
+    Content-Length, or a chunked body without its last chunk): nothing of it is used,
+    since the client never sees an answer and will send it again."""
+
+
 def header(scope: Scope, name: bytes) -> bytes | None:
     """The first value of a (lower-case) request header."""
     for key, value in scope["headers"]:
@@ -40,7 +46,8 @@ def headers_of(scope: Scope, names: frozenset[bytes]) -> dict[bytes, bytes]:
 
 
 async def read_body(receive: Receive, limit: int, declared: bytes | None) -> bytes:
-    """The whole request body; raises BodyTooLarge past `limit` bytes, before reading them.
+    """The whole request body; raises BodyTooLarge past `limit` bytes, before reading them,
+    and Disconnected when the client leaves before the body's end.
 
     `declared`: the request's Content-Length, if it sent one.
     """
@@ -51,7 +58,7 @@ async def read_body(receive: Receive, limit: int, declared: bytes | None) -> byt
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise Disconnected()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
