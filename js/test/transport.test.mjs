@@ -219,7 +219,7 @@ test('at most 1,000 events and 10 minutes are kept: the oldest go first, counted
   assert.equal(dropped, 1 + 101)
   const kept = stored()
   assert.equal(kept.length, 1000)
-  assert.deepEqual([kept[0], kept[999]], ['e-100', 'e-1099'] // e-fresh and e-0..e-99 went first)
+  assert.deepEqual([kept[0], kept[999]], ['e-100', 'e-1099']) // e-fresh and e-0..e-99 went first
 })
 
 test('without localStorage (refused, as in private mode) or with a full one, delivery still works', async () => {
