@@ -92,7 +92,10 @@ export function sender(url, key, wait, sent, dropped) {
     const batch = (flight = batches(pending)[0])
     const text = body(batch)
     sent(text)
+    // the answer's body is read: until then Chromium counts the request against the page's
+    // 64 KiB keepalive quota, and later keepalive requests fail
     fetch(url, { method: 'POST', body: text, keepalive: true, headers: { 'Content-Type': 'text/plain' } })
+      .then((answer) => answer.text().then(() => answer))
       .then((answer) => settle(batch, answer), () => settle(batch))
   }
 

@@ -88,7 +88,7 @@ beforeEach(() => {
     if (a === 'network') return Promise.reject(new TypeError('Failed to fetch'))
     if (a === 'hang') return new Promise(() => {})
     const headers = new Headers(a.retryAfter ? { 'Retry-After': String(a.retryAfter) } : {})
-    return Promise.resolve({ status: a.status ?? a, headers })
+    return Promise.resolve({ status: a.status ?? a, headers, text: async () => '{}' })
   }
   globalThis.navigator = { sendBeacon: (url, text) => (beacons.push(text), true) }
 })

@@ -8,6 +8,7 @@ received after the snippet, the gateway's intake, spool and forwarder.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,3 +118,51 @@ def names(events: list[dict[str, Any]], tracking_id: str) -> list[str]:
 
 def scroll(page: Page, y: int) -> None:
     page.evaluate("y => window.scrollTo(0, y)", y)
+
+
+def tid(label: str) -> str:
+    return f"{label}-{uuid.uuid4().hex[:8]}"
+
+
+def lab(page: Page, demo: Demo, query: str = "") -> None:
+    page.goto(f"{demo.url}/demo/lab.html{query}")
+    page.wait_for_function("window.ian !== undefined")
+
+
+def product(page: Page, tracking_id: str, top: int = 1000, left: int = 0,
+            html: str = "", **box: int) -> None:
+    attrs = {"ad": "sponsored_product", "tracking-id": tracking_id, "product-id": "1234",
+             "display-position": "1", "page": "1"}
+    page.evaluate("([a, b, h]) => { lab.ad(a, b, h) }",
+                  [attrs, {"top": top, "left": left, **box}, html])
+
+
+# What the snippet sent, in window.sent, on any page of a context (lab.js does the same for
+# the lab page): the `ian:sent` event carries each body that leaves by fetch.
+COLLECT_SENT = """
+window.sent = []
+document.addEventListener('ian:sent', (e) => window.sent.push(...JSON.parse(e.detail).events))
+"""
+# The events this origin's snippet keeps in localStorage until the gateway has taken them.
+STORED_IDS = """Object.keys(localStorage).filter((k) => k.startsWith('ian.'))
+  .flatMap((k) => JSON.parse(localStorage.getItem(k))).map((e) => Object.values(e.data)[0].event_id)"""
+
+
+def sent_ids(page: Page) -> list[str]:
+    return list(page.evaluate("window.sent.map(e => Object.values(e.data)[0].event_id)"))
+
+
+def wait_sent(page: Page, tracking_id: str, event: str, count: int = 1) -> None:
+    """Waits until the page has sent `count` events named `event` for the ad `tracking_id`."""
+    page.wait_for_function(
+        """([t, n, c]) => window.sent.filter((e) => e.event == n
+             && Object.values(e.data)[0].object_tracking_id == t).length >= c""",
+        arg=[tracking_id, event, count])
+
+
+def received_once(demo: Demo, ids: list[str]) -> None:
+    """Each of ids reached the sandbox exactly once."""
+    wait_for_ids(demo, ids)
+    seen = [event_id(e) for e in demo.received()]
+    assert {i: seen.count(i) for i in ids} == dict.fromkeys(ids, 1)
+
