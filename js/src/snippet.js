@@ -164,7 +164,8 @@ export function install(cfg) {
   addEventListener('pageshow', (e) => {
     if (!e.persisted) return
     page()
-    ads.forEach((st, el) => {
+    // over a copy: a Map's forEach would visit each ad observed again, endlessly
+    new Map(ads).forEach((st, el) => {
       unobserve(el)
       el.ianFired_ = 0
       observe(el, st.fields_)

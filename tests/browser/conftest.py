@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Process, free_port
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -55,13 +55,18 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 
 @pytest.fixture(scope="package")
-def browser() -> Iterator[Browser]:
+def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+        yield p
+
+
+@pytest.fixture(scope="package")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    try:
+        yield chromium
+    finally:
+        chromium.close()
 
 
 @pytest.fixture
@@ -96,10 +101,14 @@ def sync(demo: Demo, page: Page, timeout: float = 15.0) -> list[dict[str, Any]]:
     page.evaluate("new Promise(r => requestAnimationFrame(() => r()))")
     page.evaluate("ian.flush()")
     sent = page.evaluate("window.sent.map(e => Object.values(e.data)[0].event_id)")
-    return wait_for_ids(demo, sent, timeout)
+    return wait_for_ids(demo, sent, timeout, page)
 
 
-def wait_for_ids(demo: Demo, ids: list[str], timeout: float = 15.0) -> list[dict[str, Any]]:
+def wait_for_ids(demo: Demo, ids: list[str], timeout: float = 15.0,
+                 page: Page | None = None) -> list[dict[str, Any]]:
+    """The events of ids as the sandbox received them, once it has them all. With a page, the
+    wait lets Playwright run that page's route handlers meanwhile (the sync API runs them
+    only inside its own calls)."""
     deadline = time.monotonic() + timeout
     while True:
         by_id = {event_id(e): e for e in demo.received()}
@@ -108,7 +117,10 @@ def wait_for_ids(demo: Demo, ids: list[str], timeout: float = 15.0) -> list[dict
         if time.monotonic() > deadline:
             missing = [i for i in ids if i not in by_id]
             raise AssertionError(f"the sandbox never received {len(missing)} of {len(ids)} events")
-        time.sleep(0.1)
+        if page is None:
+            time.sleep(0.1)
+        else:
+            page.wait_for_timeout(100)
 
 
 def names(events: list[dict[str, Any]], tracking_id: str) -> list[str]:
@@ -160,9 +172,9 @@ def wait_sent(page: Page, tracking_id: str, event: str, count: int = 1) -> None:
         arg=[tracking_id, event, count])
 
 
-def received_once(demo: Demo, ids: list[str]) -> None:
-    """Each of ids reached the sandbox exactly once."""
-    wait_for_ids(demo, ids)
+def received_once(demo: Demo, ids: list[str], page: Page | None = None) -> None:
+    """Each of ids reached the sandbox exactly once (page: as in wait_for_ids)."""
+    wait_for_ids(demo, ids, page=page)
     seen = [event_id(e) for e in demo.received()]
     assert {i: seen.count(i) for i in ids} == dict.fromkeys(ids, 1)
 
