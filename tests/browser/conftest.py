@@ -157,7 +157,8 @@ document.addEventListener('ian:sent', (e) => window.sent.push(...JSON.parse(e.de
 """
 # The events this origin's snippet keeps in localStorage until the gateway has taken them.
 STORED_IDS = """Object.keys(localStorage).filter((k) => k.startsWith('ian.'))
-  .flatMap((k) => JSON.parse(localStorage.getItem(k))).map((e) => Object.values(e.data)[0].event_id)"""
+  .flatMap((k) => JSON.parse(localStorage.getItem(k)))
+  .map((e) => Object.values(e.data)[0].event_id)"""
 
 
 def sent_ids(page: Page) -> list[str]:

@@ -16,9 +16,23 @@ import orjson
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route
 
-from .conftest import (CHROMIUM, CHROMIUM_ARGS, COLLECT_SENT, STORED_IDS, VIEWPORT, Demo,
-                       data_of, lab, names, product, received_once, sent_ids, sync, tid,
-                       wait_sent)
+from .conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    COLLECT_SENT,
+    STORED_IDS,
+    VIEWPORT,
+    Demo,
+    data_of,
+    lab,
+    names,
+    product,
+    received_once,
+    sent_ids,
+    sync,
+    tid,
+    wait_sent,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -128,7 +142,8 @@ def test_a_back_forward_cache_restore_measures_every_ad_afresh(bfcache_browser: 
                                                                demo: Demo) -> None:
     context: BrowserContext = bfcache_browser.new_context(
         viewport=VIEWPORT, bypass_csp=True)  # type: ignore[arg-type]
-    context.add_init_script("addEventListener('pageshow', (e) => { window.restored = e.persisted })")
+    context.add_init_script(
+        "addEventListener('pageshow', (e) => { window.restored = e.persisted })")
     try:
         page = context.new_page()
         lab(page, demo, "?flush-ms=100")

@@ -1,4 +1,4 @@
-"""A single-page storefront in Preact (js/test/storefront/, bundled by its own build, never
+"""A single-page storefront in Preact (js/storefront/, bundled by its own build, never
 part of the snippet) with /ian.js loaded async, in real Chromium, through the real gateway
 to the sandbox: a grid that paginates by re-rendering the same elements with new ads,
 client-side routes with pushState and back, a login that calls ian.identify, and cart
@@ -16,8 +16,7 @@ import pytest
 from conftest import ROOT
 from playwright.sync_api import Browser, Page, Route
 
-from .conftest import (COLLECT_SENT, VIEWPORT, Demo, data_of, names, received_once, sync,
-                       wait_sent)
+from .conftest import COLLECT_SENT, VIEWPORT, Demo, data_of, names, received_once, sync, wait_sent
 
 pytestmark = pytest.mark.browser
 
@@ -31,7 +30,7 @@ BANNER = sorted(["ian.display.viewport_viewable_begin_to_render_creative",
 @pytest.fixture(scope="module")
 def storefront(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("storefront")
-    subprocess.run(["node", str(ROOT / "js" / "test" / "storefront" / "build.mjs"), str(out)],
+    subprocess.run(["node", str(ROOT / "js" / "storefront" / "build.mjs"), str(out)],
                    check=True, timeout=120)
     return out
 
@@ -104,7 +103,8 @@ def test_client_side_routes_and_back_are_page_views(shop: Page, demo: Demo) -> N
     wait_sent(shop, "sp-1", SP + "begin_to_render_viewport", 2)  # the grid's new elements
     events = sync(demo, shop)
     banner = [e for e in events if data_of(e).get("object_tracking_id") == "shell-banner"]
-    assert sorted(e["event"] for e in banner if e["event"] != "ian.display.click_creative") == BANNER
+    impressions = [e["event"] for e in banner if e["event"] != "ian.display.click_creative"]
+    assert sorted(impressions) == BANNER
     load, product, back = (page_views(events, "sp-1")[0],
                            *[data_of(e)["page_view_id"] for e in banner
                              if e["event"] == "ian.display.click_creative"])

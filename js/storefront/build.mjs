@@ -1,5 +1,5 @@
 // Builds the test storefront (Preact, bundled here; never part of the snippet) into a folder:
-//   node js/test/storefront/build.mjs OUT  ->  OUT/index.html, OUT/app.js
+//   node js/storefront/build.mjs OUT  ->  OUT/index.html, OUT/app.js
 import { build } from 'esbuild'
 import { copyFileSync, mkdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
