@@ -1,5 +1,6 @@
 // Builds the test storefront (Preact, bundled here; never part of the snippet) into a folder:
-//   node js/storefront/build.mjs OUT  ->  OUT/index.html, OUT/app.js
+//   node js/storefront/build.mjs OUT  ->  OUT/index.html, OUT/module.html, OUT/app.js, OUT/module.js
+// module.js is the ES module package (`ian-snippet`, resolved through its exports) bundled.
 import { build } from 'esbuild'
 import { copyFileSync, mkdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -9,13 +10,13 @@ const here = dirname(fileURLToPath(import.meta.url))
 const out = process.argv[2]
 mkdirSync(out, { recursive: true })
 await build({
-  entryPoints: [join(here, 'app.jsx')],
+  entryPoints: [join(here, 'app.jsx'), join(here, 'module.js')],
   bundle: true,
   format: 'iife',
   target: 'es2017',
   jsx: 'automatic',
   jsxImportSource: 'preact',
-  outfile: join(out, 'app.js'),
+  outdir: out,
   logLevel: 'warning',
 })
-copyFileSync(join(here, 'index.html'), join(out, 'index.html'))
+for (const page of ['index.html', 'module.html']) copyFileSync(join(here, page), join(out, page))

@@ -37,14 +37,16 @@ def storefront(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def shop(browser: Browser, demo: Demo, storefront: Path) -> Iterator[Page]:
-    """A tab whose /shop/... URLs on the gateway's origin are the storefront: its bundle at
-    /shop/app.js, its page at every other path (client-side routes)."""
+    """A tab whose /shop/... URLs on the gateway's origin are the storefront: its files by
+    name (app.js, module.js, module.html), its page at every other path (client-side routes)."""
     context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
     context.add_init_script(COLLECT_SENT)
 
     def serve(route: Route) -> None:
-        name = "app.js" if route.request.url.endswith("/app.js") else "index.html"
-        kind = "text/javascript" if name == "app.js" else "text/html"
+        name = route.request.url.rsplit("/", 1)[1]
+        if not (storefront / name).is_file():
+            name = "index.html"
+        kind = "text/javascript" if name.endswith(".js") else "text/html"
         route.fulfill(body=(storefront / name).read_bytes(), content_type=kind)
 
     context.route(lambda url: url.startswith(demo.url + "/shop/"), serve)
@@ -145,3 +147,14 @@ def test_cart_clicks_before_the_script_loads_are_queued_and_sent(shop: Page, dem
     assert len({data_of(e)["interaction_id"] for e in adds}) == 2
     shop.click("button.add[data-n='2']")  # after load, push runs at once
     assert names(sync(demo, shop), "sp-2").count(SP + "added_to_cart") == 3
+
+
+def test_the_es_module_package_bundled_with_the_page_measures_the_same(shop: Page,
+                                                                        demo: Demo) -> None:
+    open_shop(shop, demo, "/shop/module.html")  # no /ian.js tag: the page's bundle has it
+    wait_sent(shop, "sp-1", SP + "viewable_in_viewport")
+    shop.click("button.add[data-n='1']")
+    events = sync(demo, shop)
+    assert sorted(names(events, "sp-1")) == sorted([*IMPRESSIONS, SP + "added_to_cart"])
+    assert {e["user_id"] for e in events} == {"anon-1"}
+    assert {data_of(e)["record_version"] for e in events} == {"999"}  # test: true
