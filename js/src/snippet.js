@@ -207,8 +207,8 @@ export function install(cfg) {
       cfg.userId_ = userId
     },
     // ian.push([name, ...args]): the form of the calls queued before the snippet loaded
-    push(call) {
-      return api[call[0]].apply(api, call.slice(1))
+    push([name, ...args]) {
+      return api[name](...args)
     },
     // events given up under the storage bounds (1,000 events, 10 minutes)
     get dropped() {

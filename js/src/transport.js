@@ -35,7 +35,7 @@ export function batches(events, maxEvents = MAX_EVENTS, maxBytes = MAX_BYTES) {
 }
 
 // An event too large for any batch: the gateway would refuse it (413), so it is never queued.
-export const fits = (event, maxBytes = MAX_BYTES) => HEAD.length + 1 + size(event) <= maxBytes
+export const fits = (event) => HEAD.length + 1 + size(event) <= MAX_BYTES
 
 // 408, 429 and 5xx are the gateway's "not now"; any other answer is its final word on a batch.
 export const retryable = (status) => status == 408 || status == 429 || status > 499
@@ -101,7 +101,8 @@ export function sender(url, key, wait, sent, dropped) {
 
   // Events another page of this origin left unsent (closed, or cut off) go first.
   try {
-    for (const k of Object.keys(localStorage)) {
+    // for-in also lists Storage's methods: none has the prefix
+    for (const k in localStorage) {
       if (k.indexOf(PREFIX) || k == key) continue
       pending.push(...JSON.parse(localStorage.getItem(k)))
       localStorage.removeItem(k)
