@@ -60,7 +60,7 @@ export interface StartOptions {
   flushMs?: number
 }
 
-/** Starts the snippet on this page and returns its API (also `window.ian`, once the page's ads are found). */
+/** Starts the snippet on this page and returns its API (also `window.ian`, once the page's ads are found); a second call returns the running one. */
 export function start(options?: StartOptions): Ian
 
 declare global {
