@@ -16,6 +16,9 @@ Headers = list[tuple[bytes, bytes]]
 
 JSON_TYPE = (b"content-type", b"application/json")
 NO_STORE = (b"cache-control", b"no-store")
+# A cross-origin storefront reads Retry-After only when it is exposed (Fetch standard,
+# CORS-safelisted response headers): the snippet waits as told on 429 and 503 (js/README.md).
+EXPOSE_RETRY_AFTER = (b"access-control-expose-headers", b"Retry-After")
 
 
 class BodyTooLarge(Exception):
@@ -26,6 +29,11 @@ class Disconnected(Exception):
     """The client went away before its whole body arrived (fewer bytes than its
     Content-Length, or a chunked body without its last chunk): nothing of it is used,
     since the client never sees an answer and will send it again."""
+
+
+def cors_headers(origin: bytes) -> list[tuple[bytes, bytes]]:
+    """What an answer to an allowed storefront origin carries."""
+    return [(b"access-control-allow-origin", origin), (b"vary", b"Origin"), EXPOSE_RETRY_AFTER]
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:

@@ -19,6 +19,7 @@ from gateway.asgi import (
     Disconnected,
     Receive,
     Send,
+    cors_headers,
     headers_of,
     media_type,
     read_body,
@@ -150,7 +151,7 @@ class Intake:
         if origin is not None and origin not in self._origins:
             message = f"origin {origin.decode('latin-1')} is not allowed (IAN_ALLOWED_ORIGINS)"
             return await self._answer_error(send, 403, message)
-        cors = [(b"access-control-allow-origin", origin), (b"vary", b"Origin")] if origin else []
+        cors = cors_headers(origin) if origin else []
         if scope["method"] == "OPTIONS":
             return await self._preflight(send, cors)
         if scope["method"] != "POST":

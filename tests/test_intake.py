@@ -136,6 +136,7 @@ def test_cors_refuses_other_origins(http: httpx.Client, gw: Any, upstream: Any) 
     allowed = post(http, gw, event(), {**BEACON, "Origin": "https://shop.example"})
     assert allowed.status_code == 202
     assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+    assert allowed.headers["access-control-expose-headers"] == "Retry-After"
 
 
 def test_spoofed_forwarded_for_is_ignored_without_trusted_proxies(
