@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import time
-from dataclasses import dataclass, field
-
 import ssl
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 import uvloop  # uvicorn[standard] brings it; the gateway runs on it
@@ -70,9 +70,9 @@ async def run_loop(post: Post, concurrency: int, warmup: float, duration: float
 
 
 async def with_aiohttp(url: str, concurrency: int, warmup: float, duration: float,
-                       ca: str | None) -> dict[str, float]:
+                       ca: bytes | None) -> dict[str, float]:
     body, headers = fill(body_template(1)), upstream_headers()
-    tls = ssl.create_default_context(cafile=ca) if ca else None
+    tls = ssl.create_default_context(cadata=ca.decode()) if ca else None
     connector = aiohttp.TCPConnector(limit=concurrency, ssl=tls if tls else True)
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -88,15 +88,14 @@ async def with_aiohttp(url: str, concurrency: int, warmup: float, duration: floa
 
 
 async def with_pyreqwest(url: str, concurrency: int, warmup: float, duration: float,
-                         ca: str | None, http1: bool) -> dict[str, float]:
+                         ca: bytes | None, http1: bool) -> dict[str, float]:
     from pyreqwest.client import ClientBuilder
     from pyreqwest.exceptions import PyreqwestError
 
     body, headers = fill(body_template(1)), upstream_headers()
     builder = ClientBuilder().http2(not http1).follow_redirects(False).no_proxy()
     if ca:
-        with open(ca, "rb") as pem:
-            builder = builder.add_root_certificate_pem(pem.read())
+        builder = builder.add_root_certificate_pem(ca)
     async with builder.build() as client:
 
         async def post() -> bool:
@@ -120,7 +119,8 @@ def main() -> None:
     parser.add_argument("--ca", help="PEM CA to trust for an https:// stub")
     parser.add_argument("--http1", action="store_true", help="pyreqwest: never HTTP/2")
     args = parser.parse_args()
-    timing = (args.url, args.concurrency, args.warmup, args.duration, args.ca)
+    ca = Path(args.ca).read_bytes() if args.ca else None
+    timing = (args.url, args.concurrency, args.warmup, args.duration, ca)
     if args.client == "aiohttp":
         result = uvloop.run(with_aiohttp(*timing))
     else:

@@ -6,7 +6,6 @@ A real gateway process forwards over real HTTP to the recording upstream.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
