@@ -10,12 +10,21 @@ round trip:
 
 - a round with a drop (429, 503, a timeout, no answer: `Limiter.release(dropped=True)`)
   halves the limit;
-- a round whose mean round trip rose past `TOLERANCE` x the baseline plus
+- a round whose mean round trip rose past `SHRINK_ABOVE` x the baseline plus
   `SLACK` (the baseline: the lowest round mean of the last one to two
   `BASELINE_EPOCH`s) takes a tenth off;
-- a round where the limit was reached (requests waited for a slot) and latency
-  stayed near the baseline adds √limit, up to the ceiling (`IAN_FORWARD_CONCURRENCY`);
-- otherwise the limit stays: a forwarder with little to send does not grow it.
+- a round where the limit was reached (requests waited for a slot) and the
+  mean round trip stayed within `GROW_BELOW` x the baseline plus `SLACK` adds
+  √limit, up to the ceiling (`IAN_FORWARD_CONCURRENCY`);
+- otherwise the limit stays: a forwarder with little to send does not grow it,
+  and between the two thresholds it holds.
+
+The band between the thresholds is wide on purpose: a round trip is measured
+in this process, so it also grows when the core is busy with intake, and the
+limit must not collapse for latency the upstream did not cause. When the
+client's own CPU is what binds, more in flight only lengthens the round trip
+(it is limit ÷ throughput), so the limit settles where the round trip is
+1.25-2 x its minimum: the most throughput, with a bounded queue.
 
 Additive growth of √limit per round climbs from `INITIAL` to 500 in about 45
 round trips (two seconds at 40 ms), and back as fast after a throttling spell.
@@ -33,7 +42,8 @@ INITIAL = 16  # requests in flight before anything is known of the upstream
 MINIMUM = 4  # never fewer: the forwarder's own down-upstream probe takes over below that
 DROP_FACTOR = 0.5  # multiplicative decrease on a drop, as TCP's
 LATENCY_FACTOR = 0.9  # gentler on latency alone: it is also noise
-TOLERANCE = 1.2  # a round's mean round trip may exceed the baseline by this factor ...
+GROW_BELOW = 1.25  # grow while a round's mean round trip is within this x the baseline ...
+SHRINK_ABOVE = 2.0  # ... shrink once it is past this x the baseline ...
 SLACK = 0.002  # ... plus this many seconds (a loopback upstream answers in less than that)
 ROUND_MIN = 0.02  # seconds a round lasts at least, so a round has samples to average
 BASELINE_EPOCH = 30.0  # seconds: the baseline forgets what it saw one to two epochs ago
@@ -119,9 +129,11 @@ class Limiter:
         if self._round_drops:
             return max(self._floor, self._limit * DROP_FACTOR)
         baseline = self.baseline
-        if mean is not None and baseline is not None and mean > baseline * TOLERANCE + SLACK:
+        if mean is None or baseline is None:
+            return self._limit
+        if mean > baseline * SHRINK_ABOVE + SLACK:
             return max(self._floor, self._limit * LATENCY_FACTOR)
-        if self._saturated and mean is not None:
+        if self._saturated and mean <= baseline * GROW_BELOW + SLACK:
             return min(float(self.ceiling), self._limit + math.sqrt(self._limit))
         return self._limit
 
