@@ -37,6 +37,7 @@ def _common(workdir: Path) -> str:
         "  default_type application/json;\n"
         f"{temp}"
         "  log_format count '1';\n"
+        "  log_format protocol '$server_protocol $connection';\n"
     )
 
 
@@ -65,12 +66,13 @@ FIELD_DELAY = 0.04  # seconds: a distant HTTPS upstream's round trip (the issue'
 
 
 def field_conf(workdir: Path, port: int, cert: Path, key: Path, http2: bool = True,
-               delay: float = FIELD_DELAY) -> str:
+               delay: float = FIELD_DELAY, log: str = "count") -> str:
     """The stub as the field sees Instacart: TLS (HTTP/2 offered by ALPN), answers after `delay`.
 
     The echo module's `echo_sleep` waits without holding the worker, so one nginx
     worker keeps thousands of requests waiting at once; nginx's default cap of
-    128 concurrent HTTP/2 streams per connection stays as it is.
+    128 concurrent HTTP/2 streams per connection stays as it is. `log="protocol"`
+    logs each track request's protocol and connection number instead of counting it.
     """
     sleep = f"echo_sleep {delay:g}; echo -n '{TRACK_ANSWER}';"
     return f"load_module {ECHO_MODULE};\n" + _common(workdir) + (
@@ -80,7 +82,7 @@ def field_conf(workdir: Path, port: int, cert: Path, key: Path, http2: bool = Tr
         f"    ssl_certificate_key {key};\n"
         "    ssl_session_cache shared:tls:10m;\n"
         "    location = /v2/ian/track {\n"
-        f"      access_log {track_log(workdir)} count;\n"
+        f"      access_log {track_log(workdir)} {log};\n"
         f"      {sleep}\n"
         "    }\n"
         "    location = /v2/ian/order/log {\n"

@@ -7,6 +7,7 @@ certificates come from a throwaway CA made for the run (loadtests/throwaway_ca.p
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import time
@@ -23,7 +24,10 @@ from test_forward import TRACK, send
 from upstream import Upstream
 
 sys.path.insert(0, str(ROOT / "loadtests"))
+import bench_stub
 import throwaway_ca
+
+from gateway.connect import STREAMS_PER_CONNECTION
 
 TOKEN = "/v2/oauth/token"
 
@@ -77,6 +81,52 @@ def proxy(tmp_path: Path) -> Iterator[Proxy]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+@dataclass
+class Nginx:
+    url: str
+    log: Path
+    http2: bool  # offered by ALPN
+
+    def requests(self) -> list[tuple[str, str]]:
+        """(protocol, connection number) of each track request so far."""
+        lines = self.log.read_text().splitlines() if self.log.exists() else []
+        return [(protocol, connection) for protocol, connection in map(str.split, lines)]
+
+
+@pytest.fixture(params=[True, False], ids=["h2-offered", "http1-only"])
+def nginx(request: pytest.FixtureRequest, tmp_path: Path, tls: throwaway_ca.Tls
+          ) -> Iterator[Nginx]:
+    """Debian's nginx over TLS, HTTP/2 offered by ALPN or not, answering after 0.2 s."""
+    port, workdir = free_port(), tmp_path / "nginx"
+    conf = bench_stub.field_conf(workdir, port, tls.cert, tls.key, http2=request.param,
+                                 delay=0.2, log="protocol")
+    process = subprocess.Popen(bench_stub.nginx_argv(bench_stub.prepare(workdir, conf)),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc=process)  # type: ignore[arg-type]
+        yield Nginx(f"https://127.0.0.1:{port}", bench_stub.track_log(workdir), request.param)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_http2_when_offered_spread_over_connections_else_http1(
+        gateway: Any, http: httpx.Client, nginx: Nginx, tls: throwaway_ca.Tls) -> None:
+    gw = gateway(IAN_UPSTREAM_URL=nginx.url, IAN_UPSTREAM_CA=str(tls.ca),
+                 IAN_ACCESS_TOKEN="bench", IAN_FORWARD_CONCURRENCY="300")
+    for _ in range(3):
+        send(http, gw, *(event() for _ in range(100)))
+    deadline = time.monotonic() + 30
+    while len(nginx.requests()) < 300 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    seen = nginx.requests()
+    assert len(seen) == 300
+    assert {protocol for protocol, _ in seen} == {"HTTP/2.0" if nginx.http2 else "HTTP/1.1"}
+    if nginx.http2:  # one HTTP/2 connection per client, never more streams than the cap
+        connections = {connection for _, connection in seen}
+        assert len(connections) == math.ceil(300 / STREAMS_PER_CONNECTION)
 
 
 def spool_depth(http: httpx.Client, gw: Any) -> int:
