@@ -47,6 +47,9 @@ DROPS = frozenset({0, 408, 429, 502, 503, 504})
 # worker), claimed when a quarter of that is free. Workers never wait on a claim, and claims are few
 # and large: each is one transaction of the spool's writer (half as many per event, measured).
 AHEAD = 2
+# Most records in one claim: the spool's writer builds them all in one go, holding the GIL,
+# and with a limit in the hundreds an unbounded claim would stall intake for milliseconds.
+CLAIM_MAX = 256
 
 
 def is_retryable(answer: Answer) -> bool:
@@ -136,14 +139,14 @@ class Forwarder:
         while not self._stopping.is_set():
             capacity = 1 if self.upstream_down else AHEAD * self.limiter.limit
             free = capacity - self._busy
-            if free < max(1, capacity // 4):
+            if free < max(1, min(capacity // 4, CLAIM_MAX)):
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
             if self.upstream_down and await self._wait_for_probe():
                 continue
             try:
-                claimed = await self._spool.claim(free, wait=CLAIM_WAIT)
+                claimed = await self._spool.claim(min(free, CLAIM_MAX), wait=CLAIM_WAIT)
             except Exception:
                 log.exception("spool claim failed; trying again shortly")
                 await asyncio.sleep(CLAIM_WAIT)
