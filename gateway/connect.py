@@ -132,10 +132,12 @@ def retry_after(value: str | None) -> float | None:
         return None
 
 
-def build_client(settings: Settings) -> Client:
-    """One reqwest client as the upstream needs it: verified TLS, no redirects, no cookies."""
+def build_client(settings: Settings, headers: dict[str, str]) -> Client:
+    """One reqwest client as the upstream needs it: verified TLS, no redirects, no cookies,
+    `headers` on every request (set once here, not converted again for each)."""
     builder = (
         ClientBuilder()
+        .default_headers(headers)
         .http2(True)  # offered by ALPN; HTTP/1.1 when the upstream does not take it
         .follow_redirects(False)
         .referer(False)
@@ -169,7 +171,8 @@ class Connect:
         self._next: Iterator[Client] = iter(())
 
     async def start(self) -> None:
-        self._clients = [build_client(self._settings) for _ in range(self._connections)]
+        self._clients = [build_client(self._settings, self._headers)
+                         for _ in range(self._connections)]
         self._next = itertools.cycle(self._clients)
 
     async def close(self) -> None:
@@ -195,8 +198,7 @@ class Connect:
         return await self._send(record, token)
 
     async def _send(self, record: Record, token: str) -> Answer:
-        headers = {
-            **self._headers,
+        headers = {  # besides the client's default headers
             "Authorization": f"Bearer {token}",
             # track doc example: the shopper's user agent travels as User-Agent too
             "User-Agent": record.user_agent or OWN_USER_AGENT,
@@ -205,8 +207,8 @@ class Connect:
 
     async def post_json(self, path: str, body: bytes, headers: dict[str, str]) -> Answer:
         assert self._clients, "Connect.start() first"
-        if "Content-Type" not in headers:
-            headers = {**self._headers, "User-Agent": OWN_USER_AGENT, **headers}
+        if "User-Agent" not in headers:
+            headers = {"User-Agent": OWN_USER_AGENT, **headers}
         request = next(self._next).post(self._urls[path]).headers(headers).body_bytes(body)
         try:
             response = await request.build().send()
