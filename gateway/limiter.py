@@ -93,7 +93,13 @@ class Limiter:
         self._saturated = True
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
-        await waiter  # the slot is counted by the releaser that woke it
+        try:
+            await waiter  # the slot is counted by the releaser that woke it
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # woken, then cancelled: hand it on
+                self.in_flight -= 1
+                self._wake()
+            raise
 
     def release(self, rtt: float | None, dropped: bool = False) -> None:
         """One request ended: its round trip (None when there is nothing to learn from it)."""

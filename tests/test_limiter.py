@@ -109,3 +109,15 @@ async def test_acquire_waits_for_a_slot_and_skips_cancelled_waiters() -> None:
 def test_the_floor_is_never_above_the_ceiling() -> None:
     assert Limiter(1).limit == 1
     assert Limiter(2, initial=64).limit == 2
+
+
+async def test_a_waiter_cancelled_after_it_was_woken_hands_its_slot_on() -> None:
+    limiter = Limiter(1, clock=Clock())
+    await limiter.acquire()
+    woken = asyncio.create_task(limiter.acquire())
+    queued = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0)
+    limiter.release(0.01)  # the slot goes to `woken`, which has not run yet...
+    woken.cancel()  # ...and is stopped before it does
+    await asyncio.wait_for(queued, 1.0)
+    assert woken.cancelled() and limiter.in_flight == 1
