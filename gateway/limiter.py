@@ -27,7 +27,7 @@ the upstream did not cause. A record waiting 10 ms more costs nothing: it
 waited in the spool already. When the
 client's own CPU is what binds, more in flight only lengthens the round trip
 (it is limit ÷ throughput), so the limit settles where the round trip is
-1.25-2 x its minimum: the most throughput, with a bounded queue.
+1.5-2.5 x its minimum (plus the slack): the most throughput, with a bounded queue.
 
 Additive growth of √limit per round climbs from `INITIAL` to 500 in about 45
 round trips (two seconds at 40 ms), and back as fast after a throttling spell.
@@ -45,8 +45,9 @@ INITIAL = 16  # requests in flight before anything is known of the upstream
 MINIMUM = 4  # never fewer: the forwarder's own down-upstream probe takes over below that
 DROP_FACTOR = 0.5  # multiplicative decrease on a drop, as TCP's
 LATENCY_FACTOR = 0.9  # gentler on latency alone: it is also noise
-GROW_BELOW = 1.25  # grow while a round's mean round trip is within this x the baseline ...
-SHRINK_ABOVE = 2.0  # ... shrink once it is past this x the baseline ...
+# Gradient2 (concurrency-limits) tolerates 1.5 x its long-term round trip by default.
+GROW_BELOW = 1.5  # grow while a round's mean round trip is within this x the baseline ...
+SHRINK_ABOVE = 2.5  # ... shrink once it is past this x the baseline ...
 SLACK = 0.01  # ... plus this many seconds (see below)
 ROUND_MIN = 0.02  # seconds a round lasts at least, so a round has samples to average
 BASELINE_EPOCH = 30.0  # seconds: the baseline forgets what it saw one to two epochs ago
