@@ -1,24 +1,37 @@
-"""The Instacart Connect client: one aiohttp session, tokens, one request per record.
+"""The Instacart Connect client: pyreqwest clients, tokens, one request per record.
 
-aiohttp, not httpx: DESIGN.md measured httpx's pool at ~420 req/s with 64
-concurrent requests against ~7,700 for aiohttp on this machine class, and
-forwarding is the hot path. For the same reason the session keeps no cookies
-(DummyCookieJar: each request would filter the jar and each answer update it),
-the URLs are parsed once, and `IAN_UPSTREAM_TIMEOUT` is kept by one watchdog
-task rather than a timer armed and disarmed in aiohttp for every request
-(together about a sixth of aiohttp's cost per request, measured with 64
-concurrent POSTs to the bench's nginx stub).
+pyreqwest (Rust reqwest, hyper and rustls under a thin Python layer), not
+aiohttp: forwarding is one upstream request per event, so the client's CPU per
+request is the forwarder's ceiling, and over TLS pyreqwest spends about a third
+of aiohttp's (README, "Library choices").
+
+HTTP/2 is used when the upstream offers it by ALPN, HTTP/1.1 keep-alive
+otherwise. One reqwest client keeps a single HTTP/2 connection per host, and
+servers cap the streams of a connection (nginx: 128), which would cap
+throughput at 128 ÷ round trip; so requests are spread round robin over
+enough clients that each carries at most `STREAMS_PER_CONNECTION`.
+
+Redirects are never followed: the forwarder sends credentials and shoppers'
+data to `IAN_UPSTREAM_URL` and nowhere else, so a 3xx is an answer like
+another (the forwarder keeps the record and retries). The upstream's
+certificate is always verified, against the system's roots plus
+`IAN_UPSTREAM_CA`; `HTTPS_PROXY` / `NO_PROXY` come from the settings only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
-import aiohttp
 import orjson
-from yarl import URL
+from pyreqwest.client import Client, ClientBuilder
+from pyreqwest.exceptions import PyreqwestError, RequestTimeoutError
+from pyreqwest.proxy import ProxyBuilder
 
 from gateway import __version__
 from gateway.settings import Settings
@@ -31,8 +44,8 @@ TOKEN_PATH = "/v2/oauth/token"
 REFRESH_MARGIN = 0.1  # of the token's lifetime, at most REFRESH_MARGIN_MAX seconds
 REFRESH_MARGIN_MAX = 300.0
 OWN_USER_AGENT = f"ian-gateway/{__version__}"
-WATCH_SLICES = 10  # the watchdog looks this many times per timeout: cuts at 90-100% of it
-WATCH_INTERVAL_MAX = 1.0  # seconds between looks, at most
+# Under nginx's default of 128 concurrent streams per HTTP/2 connection, with room to spare.
+STREAMS_PER_CONNECTION = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +55,7 @@ class Answer:
     status: int
     body: str
     retry_after: float | None = None
+    location: str | None = None  # of a 3xx: where the upstream wanted us to go (never followed)
 
 
 class TokenError(Exception):
@@ -118,88 +132,52 @@ def retry_after(value: str | None) -> float | None:
         return None
 
 
-class Watchdog:
-    """Cancels requests that outlive the upstream timeout, from one task for them all.
-
-    Each request registers its deadline; the watchdog looks every `interval` and
-    cancels the tasks past theirs, which then answer a timeout the way
-    `asyncio.timeout` does (uncancel, so a cancel from elsewhere stands). A
-    deadline is one interval short of the timeout, so a request is cut between
-    90% and 100% of `IAN_UPSTREAM_TIMEOUT`, never later: the spool's lease,
-    checked to be longer, still outlasts it.
-    """
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self.interval = min(timeout / WATCH_SLICES, WATCH_INTERVAL_MAX)
-        self._deadlines: dict[asyncio.Task[object], float] = {}
-        self._expired: set[asyncio.Task[object]] = set()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._watch(), name="upstream-watchdog")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    def enter(self) -> asyncio.Task[object]:
-        task = asyncio.current_task()
-        assert task is not None, "requests run in tasks"
-        self._deadlines[task] = time.monotonic() + self.timeout - self.interval
-        return task
-
-    def leave(self, task: asyncio.Task[object]) -> None:
-        self._deadlines.pop(task, None)
-        if task in self._expired:  # cancelled, but the request ended otherwise: take it back
-            self._expired.discard(task)
-            task.uncancel()
-
-    def timed_out(self, task: asyncio.Task[object]) -> bool:
-        """After a CancelledError: True when it was this watchdog's (now taken back) alone."""
-        if task not in self._expired:
-            return False
-        self._expired.discard(task)
-        return task.uncancel() == 0
-
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            now = time.monotonic()
-            for task, deadline in list(self._deadlines.items()):
-                if now >= deadline and task not in self._expired:
-                    self._expired.add(task)
-                    task.cancel()
+def build_client(settings: Settings, headers: dict[str, str]) -> Client:
+    """One reqwest client as the upstream needs it: verified TLS, no redirects, no cookies,
+    `headers` on every request (set once here, not converted again for each)."""
+    builder = (
+        ClientBuilder()
+        .default_headers(headers)
+        .http2(True)  # offered by ALPN; HTTP/1.1 when the upstream does not take it
+        .follow_redirects(False)
+        .referer(False)
+        .gzip(False).brotli(False).zstd(False).deflate(False)  # answers are a few bytes
+        .timeout(timedelta(seconds=settings.upstream_timeout))
+        .no_proxy()  # proxies from the settings only, never from other variables
+    )
+    if settings.https_proxy:
+        builder = builder.proxy(ProxyBuilder.https(settings.https_proxy)
+                                .no_proxy(settings.no_proxy))
+    if settings.upstream_ca:
+        with open(settings.upstream_ca, "rb") as bundle:
+            builder = builder.add_root_certificate_pem(bundle.read())
+    return builder.build()
 
 
 class Connect:
     def __init__(self, settings: Settings) -> None:
         assert settings.upstream_url, "IAN_UPSTREAM_URL is required to forward"
+        self._settings = settings
         self._base = settings.upstream_url.rstrip("/")
-        self._urls = {path: URL(self._base + path) for path in (*PATHS.values(), TOKEN_PATH)}
-        self._watchdog = Watchdog(settings.upstream_timeout)
-        self._concurrency = settings.forward_concurrency
+        self._urls = {path: self._base + path for path in (*PATHS.values(), TOKEN_PATH)}
+        self._timeout = settings.upstream_timeout
+        self._connections = max(1, math.ceil(settings.forward_concurrency
+                                             / STREAMS_PER_CONNECTION))
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if settings.retailer_id:
             self._headers["X-Retailer-Id"] = settings.retailer_id
         self.tokens = Tokens(settings)
-        self._session: aiohttp.ClientSession | None = None
+        self._clients: list[Client] = []
+        self._next: Iterator[Client] = iter(())
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self._concurrency, ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(),  # the watchdog's job
-            skip_auto_headers=("User-Agent",), cookie_jar=aiohttp.DummyCookieJar(),
-        )
-        self._watchdog.start()
+        self._clients = [build_client(self._settings, self._headers)
+                         for _ in range(self._connections)]
+        self._next = itertools.cycle(self._clients)
 
     async def close(self) -> None:
-        await self._watchdog.stop()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        clients, self._clients, self._next = self._clients, [], iter(())
+        await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
 
     async def send(self, record: Record) -> Answer:
         """POST one record with a valid token; on a 401, refresh once and try again."""
@@ -220,8 +198,7 @@ class Connect:
         return await self._send(record, token)
 
     async def _send(self, record: Record, token: str) -> Answer:
-        headers = {
-            **self._headers,
+        headers = {  # besides the client's default headers
             "Authorization": f"Bearer {token}",
             # track doc example: the shopper's user agent travels as User-Agent too
             "User-Agent": record.user_agent or OWN_USER_AGENT,
@@ -229,23 +206,20 @@ class Connect:
         return await self.post_json(PATHS[record.kind], record.body, headers)
 
     async def post_json(self, path: str, body: bytes, headers: dict[str, str]) -> Answer:
-        assert self._session is not None, "Connect.start() first"
-        if "Content-Type" not in headers:
-            headers = {**self._headers, "User-Agent": OWN_USER_AGENT, **headers}
-        task = self._watchdog.enter()
+        assert self._clients, "Connect.start() first"
+        if "User-Agent" not in headers:
+            headers = {"User-Agent": OWN_USER_AGENT, **headers}
+        request = next(self._next).post(self._urls[path]).headers(headers).body_bytes(body)
         try:
-            async with self._session.post(self._urls[path], data=body, headers=headers) as resp:
-                answer = await resp.read()
-                status = resp.status
-                if 200 <= status < 300 and path != TOKEN_PATH:
-                    return Answer(status, "")  # the hot path: nothing to keep of a success
-                text = answer.decode("utf-8", errors="replace")
-                return Answer(status, text, retry_after(resp.headers.get("Retry-After")))
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            response = await request.build().send()
+            answer = await response.bytes()
+        except RequestTimeoutError:
+            return Answer(0, f"TimeoutError: no answer within {self._timeout:g} s")
+        except (PyreqwestError, OSError) as exc:
             return Answer(0, f"{type(exc).__name__}: {exc}")
-        except asyncio.CancelledError:
-            if not self._watchdog.timed_out(task):
-                raise
-            return Answer(0, f"TimeoutError: no answer within {self._watchdog.timeout:g} s")
-        finally:
-            self._watchdog.leave(task)
+        status = response.status
+        if 200 <= status < 300 and path != TOKEN_PATH:
+            return Answer(status, "")  # the hot path: nothing to keep of a success
+        return Answer(status, bytes(answer).decode("utf-8", errors="replace"),
+                      retry_after(response.get_header("Retry-After")),
+                      response.get_header("Location") if 300 <= status < 400 else None)

@@ -1,10 +1,13 @@
 """The forwarder: spool -> Connect -> ack | retry later | dead letter.
 
-It owns all upstream traffic. Up to `IAN_FORWARD_CONCURRENCY` records are in
-flight; a 2xx acks, a 5xx/429/timeout/connection error retries with
-exponential backoff and full jitter (honouring Retry-After) for as long as the
-spool holds the record, and any other 4xx is a dead letter with the
-upstream's answer: never retried blindly.
+It owns all upstream traffic. How many records are in flight adapts to the
+upstream (`gateway/limiter.py`), up to `IAN_FORWARD_CONCURRENCY`; a 2xx acks,
+a 5xx/429/timeout/connection error retries with exponential backoff and full
+jitter (honouring Retry-After) for as long as the spool holds the record, and
+any other 4xx is a dead letter with the upstream's answer: never retried
+blindly. A 3xx is not a delivery either: the client never follows it (records
+go to `IAN_UPSTREAM_URL` or nowhere), so the record is retried, and the
+`Location` is logged once and counted.
 
 When the upstream fails `TRIP` times in a row it is taken as down: the
 forwarder sends one record at a time, spaced by the same backoff, instead of
@@ -26,6 +29,7 @@ from datetime import UTC, datetime
 import orjson
 
 from gateway.connect import Answer, Connect
+from gateway.limiter import Limiter
 from gateway.metrics import Metrics
 from gateway.orders import MAX_AGE, parse_time
 from gateway.spool import Claimed, Record, Spool
@@ -37,15 +41,24 @@ BACKOFF_CAP = 60.0  # seconds between attempts of one record, at most
 CLAIM_WAIT = 0.5  # seconds a claim waits for work before looking again
 TRIP = 10  # retryable failures in a row that mean the upstream is down
 PROBE_CAP = 10.0  # seconds between probes of a down upstream, at most: one request is cheap
-# Records claimed ahead: up to AHEAD x concurrency in hand (in flight or queued for a worker),
-# claimed when a quarter of that is free. Workers never wait on a claim, and claims are few
+# Answers that say the upstream is overloaded or unreachable: the limiter backs off on them.
+DROPS = frozenset({0, 408, 429, 502, 503, 504})
+# Records claimed ahead: up to AHEAD x the in-flight limit in hand (in flight or queued for a
+# worker), claimed when a quarter of that is free. Workers never wait on a claim, and claims are few
 # and large: each is one transaction of the spool's writer (half as many per event, measured).
 AHEAD = 2
+# Most records in one claim: the spool's writer builds them all in one go, holding the GIL,
+# and with a limit in the hundreds an unbounded claim would stall intake for milliseconds.
+CLAIM_MAX = 256
 
 
 def is_retryable(answer: Answer) -> bool:
-    """5xx, 429, 408, no answer at all, or a 401 the token refresh did not cure."""
-    return answer.status in (0, 401, 408, 429) or answer.status >= 500
+    """5xx, 429, 408, no answer at all, a 401 the token refresh did not cure, or a 3xx."""
+    return answer.status in (0, 401, 408, 429) or answer.status >= 500 or is_redirect(answer)
+
+
+def is_redirect(answer: Answer) -> bool:
+    return 300 <= answer.status < 400
 
 
 def backoff(attempts: int, retry_after: float | None) -> float:
@@ -79,7 +92,10 @@ class Forwarder:
         self._spool = spool
         self._connect = connect
         self._concurrency = concurrency
+        self.limiter = Limiter(concurrency, on_round=metrics.observe_limiter)
+        metrics.observe_limiter(self.limiter)  # the starting limit, before the first round
         self._metrics = metrics
+        self._redirected_to: str | None = None  # the Location last logged
         # The claimer hands records to long-lived workers: no task per record.
         self._queue: asyncio.Queue[Claimed] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
@@ -121,16 +137,16 @@ class Forwarder:
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
-            capacity = 1 if self.upstream_down else AHEAD * self._concurrency
+            capacity = 1 if self.upstream_down else AHEAD * self.limiter.limit
             free = capacity - self._busy
-            if free < max(1, capacity // 4):
+            if free < max(1, min(capacity // 4, CLAIM_MAX)):
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
             if self.upstream_down and await self._wait_for_probe():
                 continue
             try:
-                claimed = await self._spool.claim(free, wait=CLAIM_WAIT)
+                claimed = await self._spool.claim(min(free, CLAIM_MAX), wait=CLAIM_WAIT)
             except Exception:
                 log.exception("spool claim failed; trying again shortly")
                 await asyncio.sleep(CLAIM_WAIT)
@@ -172,11 +188,22 @@ class Forwarder:
         if reason is not None:
             await self._dead(claimed, Answer(0, reason))
             return
+        limiter = self.limiter
+        await limiter.acquire()
         started = time.perf_counter()
-        answer = await self._connect.send(claimed.record)
+        try:
+            answer = await self._connect.send(claimed.record)
+        except BaseException:
+            limiter.release(None)
+            raise
+        elapsed = time.perf_counter() - started
+        dropped = answer.status in DROPS
+        limiter.release(None if dropped else elapsed, dropped)
         m = self._metrics
-        m.child(m.forward_latency, kind).observe(time.perf_counter() - started)
+        m.child(m.forward_latency, kind).observe(elapsed)
         m.child(m.upstream, kind, str(answer.status)).inc()
+        if is_redirect(answer):
+            self._redirected(kind, answer)
         await self._settle(claimed, answer)
 
     async def _settle(self, claimed: Claimed, answer: Answer) -> None:
@@ -191,6 +218,15 @@ class Forwarder:
             await self._spool.ack(claimed)
         else:
             await self._dead(claimed, answer)
+
+    def _redirected(self, kind: str, answer: Answer) -> None:
+        """Counted each time (an alert watches the counter), logged when the target changes."""
+        self._metrics.child(self._metrics.redirects, kind).inc()
+        if answer.location != self._redirected_to:
+            self._redirected_to = answer.location
+            log.error("upstream answered %s redirecting to %s: not followed; the gateway sends "
+                      "only to IAN_UPSTREAM_URL (is it the right URL?). Records are kept and "
+                      "retried", answer.status, answer.location)
 
     def _failed(self, answer: Answer) -> None:
         self._failures += 1

@@ -14,7 +14,7 @@ https://prometheus.github.io/client_python/multiprocess/).
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -27,6 +27,9 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+
+if TYPE_CHECKING:
+    from gateway.limiter import Limiter
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when it is imported
@@ -66,6 +69,24 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.retries = Counter(
             "ian_forward_retries", "Records scheduled for a later attempt", ["kind"], registry=r)
+        self.redirects = Counter(
+            "ian_upstream_redirects", "Upstream 3xx answers: never followed, the record is "
+            "retried (IAN_UPSTREAM_URL is likely wrong)", ["kind"], registry=r)
+        # The forwarder's adaptive in-flight limit (gateway/limiter.py), set once per round.
+        # Summed over the workers: together they may have this many requests in flight.
+        self.forward_limit = Gauge(
+            "ian_forward_concurrency_limit", "Upstream requests the forwarder may have in flight "
+            "now (adaptive, at most IAN_FORWARD_CONCURRENCY)", registry=r,
+            multiprocess_mode="livesum")
+        self.forward_in_flight = Gauge(
+            "ian_forward_in_flight", "Upstream requests in flight at the limiter's last round",
+            registry=r, multiprocess_mode="livesum")
+        self.forward_rtt = Gauge(
+            "ian_forward_rtt_seconds", "Mean upstream round trip of the limiter's last round",
+            registry=r, multiprocess_mode="livemax")
+        self.forward_rtt_baseline = Gauge(
+            "ian_forward_rtt_baseline_seconds", "The lowest round trip the limiter compares "
+            "rounds with", registry=r, multiprocess_mode="livemax")
         self.dead_letters = Counter(
             "ian_dead_letters", "Records moved to the dead letters", ["kind"], registry=r)
         # The spool is one for all workers: the value the last scrape read is the one.
@@ -79,6 +100,14 @@ class Metrics:
         if os.environ.get(MULTIPROCESS_DIR):
             self._workers = CollectorRegistry()
             MultiProcessCollector(self._workers)  # type: ignore[no-untyped-call]
+
+    def observe_limiter(self, limiter: Limiter) -> None:
+        self.forward_limit.set(limiter.limit)
+        self.forward_in_flight.set(limiter.in_flight)
+        if limiter.rtt is not None:
+            self.forward_rtt.set(limiter.rtt)
+        if limiter.baseline is not None:
+            self.forward_rtt_baseline.set(limiter.baseline)
 
     def child(self, metric: Any, *labels: str) -> Any:
         """`metric.labels(*labels)`, looked up once: the hot paths count on every request."""

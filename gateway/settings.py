@@ -12,6 +12,7 @@ import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -80,6 +81,36 @@ def _client_ip_header(value: str) -> str | None:
     return allowed[header.lower()]
 
 
+def _pem_file(value: str) -> str | None:
+    """A readable PEM bundle holding at least one certificate, or unset."""
+    path = value.strip()
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as bundle:
+            pem = bundle.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read it: {exc.strerror}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise ValueError("holds no PEM certificate")
+    return path
+
+
+def _proxy_url(value: str) -> str | None:
+    """An egress proxy as curl and most tools take it: http(s)://[user:pass@]host:port."""
+    url = value.strip()
+    if not url:
+        return None
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ValueError("has a port that is not a number") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be http://host:port or https://host:port")
+    return url
+
+
 def _spool(value: str) -> str:
     if not value.startswith(("sqlite://", "redis://", "rediss://", "memory:")):
         raise ValueError("must be sqlite:///path, redis://host:port/db or memory:")
@@ -132,8 +163,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Most event_ids the in-process dedupe cache holds."),
     Setting("IAN_ORDERS_API_KEYS", "orders_api_keys", _list, "",
             "Comma list of bearer keys accepted by `POST /v1/orders`; none: orders are refused."),
-    Setting("IAN_FORWARD_CONCURRENCY", "forward_concurrency", _positive_int, "64",
-            "Upstream requests the forwarder keeps in flight."),
+    Setting("IAN_FORWARD_CONCURRENCY", "forward_concurrency", _positive_int, "1024",
+            "Most upstream requests in flight. The forwarder adapts how many it keeps in "
+            "flight to the upstream's latency and throttling (429, 503, timeouts), up to this."),
     Setting("IAN_FORWARDER", "forwarder", _flag, "true",
             "Run the forwarder inside `serve`; false when `ian-gateway forward` runs it alone."),
     Setting("IAN_UPSTREAM_TIMEOUT", "upstream_timeout", _positive_float, "10",
@@ -142,6 +174,14 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds a request may take to arrive whole (headers and body), from the "
             "connection's opening or the request's first byte; past it the gateway answers "
             "408 or closes the connection (slow clients). An 8 MiB order batch needs ~1 MB/s."),
+    Setting("IAN_UPSTREAM_CA", "upstream_ca", _pem_file, "",
+            "A PEM bundle of CAs trusted for the upstream besides the system's (TLS "
+            "inspection, tests). The upstream's certificate is always verified."),
+    Setting("HTTPS_PROXY", "https_proxy", _proxy_url, "",
+            "Egress proxy for the upstream (`http://host:port`; HTTPS goes through it with "
+            "CONNECT). Only the upper-case name is read."),
+    Setting("NO_PROXY", "no_proxy", _text, "",
+            "Comma list of hosts, domains (`.example.com`) or CIDRs reached without the proxy."),
     Setting("IAN_RATE_LIMIT", "rate_limit", _non_negative_float, "0",
             "Requests per second one client IP may make to `/v1/*` (token bucket); 0: no limit. "
             "Off by default: until `IAN_TRUSTED_PROXIES` is set behind a CDN, every request "
@@ -175,10 +215,13 @@ class Settings:
     dedupe_ttl: float = 900.0
     dedupe_max: int = 1_000_000
     orders_api_keys: tuple[str, ...] = ()
-    forward_concurrency: int = 64
+    forward_concurrency: int = 1024
     forwarder: bool = True
     upstream_timeout: float = 10.0
     request_timeout: float = 10.0
+    upstream_ca: str | None = None
+    https_proxy: str | None = None
+    no_proxy: str | None = None
     rate_limit: float = 0.0
     rate_burst: int = 100
     anonymize_ip: bool = False

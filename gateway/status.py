@@ -54,6 +54,12 @@ def counter_totals(families: Iterable[Any], label: str | None = None) -> Counts:
     return totals
 
 
+def gauge_value(families: Iterable[Any]) -> float | None:
+    """A gauge's value (every worker's, as its multiprocess mode combines them), or None unset."""
+    values = [sample.value for family in families for sample in family.samples]
+    return sum(values) if values else None
+
+
 def histogram_buckets(families: Iterable[Any]) -> list[tuple[float, float]]:
     """A histogram's cumulative bucket counts, summed over its labels, by upper bound."""
     buckets: dict[float, float] = {}
@@ -253,6 +259,22 @@ class Status:
             "upstream": {status: int(count) for status, count in sorted(now.upstream.items())},
         }
 
+    def forwarder(self) -> dict[str, Any]:
+        """The adaptive in-flight limit and the round trip it adapts to (gateway/limiter.py)."""
+        m = self._metrics
+        limit, in_flight, rtt, baseline, redirects = m.families(
+            m.forward_limit, m.forward_in_flight, m.forward_rtt, m.forward_rtt_baseline,
+            m.redirects)
+        limit_now, in_flight_now = gauge_value(limit), gauge_value(in_flight)
+        rtt_now, baseline_now = gauge_value(rtt), gauge_value(baseline)
+        return {
+            "concurrency_limit": None if limit_now is None else int(limit_now),
+            "in_flight": None if in_flight_now is None else int(in_flight_now),
+            "rtt_ms": None if rtt_now is None else round(rtt_now * 1000, 2),
+            "rtt_baseline_ms": None if baseline_now is None else round(baseline_now * 1000, 2),
+            "redirects": int(sum(counter_totals(redirects).values())),
+        }
+
     async def snapshot(self) -> dict[str, Any]:
         depth, oldest = await self._spool_state()
         return {
@@ -262,6 +284,7 @@ class Status:
             "window": self.window,
             "totals": self.totals(),
             "spool": {"depth": depth, "oldest_s": oldest},
+            "forwarder": self.forwarder(),
             "top_rejects": self.history.top_rejects(),
             "samples": self.history.columns(),
         }

@@ -13,6 +13,12 @@ ASGI, bare forwarder, gateway) runs alone on the second CPU; wrk, this
 harness's own client and the upstream stub share the first. Load generator and
 server then do not steal each other's core, so runs are steadier and a ratio
 compares servers that had the same single core. `--no-pin` lets the kernel place them.
+
+The field section (`--only field` runs it alone) measures what a retailer's
+server sees: an nginx stub over TLS, with a throwaway CA made for the run, that
+answers after 40 ms (`bench_stub.field_conf`), the bare aiohttp and bare
+pyreqwest loops at 512 in flight against it, and the gateway at its default
+settings (only the upstream, a token and `IAN_UPSTREAM_CA` set).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from typing import Any
 import bench_profile
 import bench_report
 import bench_stub
+import throwaway_ca
 from bench_e2e import Driver
 from bench_lua import PATH, Script, lua_script, parse_wrk
 from bench_procs import Procs, free_port
@@ -46,6 +53,9 @@ from bench_procs import Procs, free_port
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 TOOLS = {"nginx": "nginx-light", "wrk": "wrk"}  # command -> Debian package
+ECHO_PACKAGE = "libnginx-mod-http-echo"  # the field stub's echo_sleep
+SECTIONS = ("loopback", "field")
+FIELD_IN_FLIGHT = 512  # the bare loops' requests in flight against the field stub
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,7 @@ class Options:
     gateway: bool
     env: Mapping[str, str]
     profile: bool = False
+    sections: tuple[str, ...] = SECTIONS
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,8 @@ def log(message: str) -> None:
 def ensure_tools() -> None:
     """nginx and wrk from Debian, installed with apt-get when missing."""
     missing = [package for command, package in TOOLS.items() if shutil.which(command) is None]
+    if not Path(bench_stub.ECHO_MODULE).exists():
+        missing.append(ECHO_PACKAGE)
     if not missing:
         return
     if os.geteuid() != 0:
@@ -123,6 +136,9 @@ class Bench:
         self.cpus = cpus
         self.stub_dir = workdir / "stub"
         self.stub_url = ""
+        self.field_dir = workdir / "field-stub"
+        self.field_url = ""
+        self.tls: throwaway_ca.Tls | None = None
         self._serial = 0
         self.gateway_pid: int | None = None
         self.intake_max = 0.0  # 1-event requests/s, once measured
@@ -168,6 +184,14 @@ class Bench:
         self.procs.start("stub", bench_stub.nginx_argv(conf), self.cpus.load, port=port)
         self.stub_url = f"http://127.0.0.1:{port}"
 
+    def start_field_stub(self) -> None:
+        self.tls = throwaway_ca.make(self.workdir / "tls", "ian-bench")
+        port = free_port()
+        conf = bench_stub.field_conf(self.field_dir, port, self.tls.cert, self.tls.key)
+        self.procs.start("field-stub", bench_stub.nginx_argv(
+            bench_stub.prepare(self.field_dir, conf)), self.cpus.load, port=port)
+        self.field_url = f"https://127.0.0.1:{port}"
+
     def nginx_ceiling(self) -> dict[str, float]:
         port, workdir = free_port(), self.workdir / "ceiling"
         conf = bench_stub.prepare(workdir, bench_stub.ceiling_conf(workdir, port))
@@ -202,27 +226,45 @@ class Bench:
             self.procs.stop(proc)
 
     def bare_aiohttp(self) -> dict[str, float]:
-        argv = [sys.executable, str(HERE / "bare_forward.py"), f"{self.stub_url}/v2/ian/track",
-                "--concurrency", "64", "--warmup", str(self.options.warmup),
-                "--duration", str(self.options.duration)]
-        proc = self.procs.start("bare-aiohttp", argv, self.cpus.server, cwd=HERE)
+        return self.bare_loop("bare-aiohttp", f"{self.stub_url}/v2/ian/track")
+
+    def field_bare(self, client: str) -> dict[str, float]:
+        assert self.tls is not None, "start_field_stub() first"
+        return self.bare_loop(f"field-bare-{client}", f"{self.field_url}/v2/ian/track",
+                              "--client", client, "--ca", str(self.tls.ca),
+                              concurrency=FIELD_IN_FLIGHT)
+
+    def bare_loop(self, name: str, url: str, *extra: str, concurrency: int = 64
+                  ) -> dict[str, float]:
+        """`bare_forward.py` on the server's core; its JSON line, with its share of the core."""
+        argv = [sys.executable, str(HERE / "bare_forward.py"), url,
+                "--concurrency", str(concurrency), "--warmup", str(self.options.warmup),
+                "--duration", str(self.options.duration), *extra]
+        proc = self.procs.start(name, argv, self.cpus.server, cwd=HERE)
         try:
             proc.wait(self.options.warmup + self.options.duration + 60)
         finally:
             self.procs.stop(proc)
-        last = self.procs.tail("bare-aiohttp", 1)
+        last = self.procs.tail(name, 1)
         try:
             result: dict[str, float] = json.loads(last)
         except ValueError:
-            raise RuntimeError(f"bare aiohttp forwarding failed:\n{last}") from None
+            raise RuntimeError(f"{name} failed:\n{last}") from None
+        if result.get("seconds") and "cpu_s" in result:
+            result["cpu_busy"] = result["cpu_s"] / result["seconds"]
         return result
 
     # -- the gateway ---------------------------------------------------------------------------
 
-    def start_gateway(self, name: str, forwarder: bool) -> tuple[subprocess.Popen[bytes], str]:
+    def start_gateway(self, name: str, forwarder: bool, field: bool = False
+                      ) -> tuple[subprocess.Popen[bytes], str]:
         port = free_port()
+        upstream: dict[str, str] = {"IAN_UPSTREAM_URL": self.stub_url}
+        if field:
+            assert self.tls is not None, "start_field_stub() first"
+            upstream = {"IAN_UPSTREAM_URL": self.field_url, "IAN_UPSTREAM_CA": str(self.tls.ca)}
         env = {
-            "IAN_UPSTREAM_URL": self.stub_url,
+            **upstream,
             "IAN_ACCESS_TOKEN": "bench",
             "IAN_SPOOL": f"sqlite:///{self.workdir / name}.db",
             "IAN_SPOOL_MAX": "100000000",  # the bench measures speed, not back-pressure
@@ -238,9 +280,10 @@ class Bench:
         wait_ready(url)
         return proc, url
 
-    def with_gateway(self, name: str, forwarder: bool, step: Callable[[str], Any]) -> Any:
+    def with_gateway(self, name: str, forwarder: bool, step: Callable[[str], Any],
+                     field: bool = False) -> Any:
         """`step(url)` against a fresh gateway (empty spool, empty dedupe), stopped after."""
-        proc, url = self.start_gateway(name, forwarder)
+        proc, url = self.start_gateway(name, forwarder, field)
         try:
             result = busy(proc.pid, lambda: step(url))
             if isinstance(result, dict):
@@ -269,9 +312,15 @@ class Bench:
         return self.measure(url + PATH, Script(events=20))
 
     def end_to_end(self, url: str) -> dict[str, Any]:
-        driver = Driver(url, lambda: bench_stub.received(self.stub_dir))
+        return self.drive(url, self.stub_dir, "e2e")
+
+    def field_end_to_end(self, url: str) -> dict[str, Any]:
+        return self.drive(url, self.field_dir, "field-e2e")
+
+    def drive(self, url: str, stub_dir: Path, name: str) -> dict[str, Any]:
+        driver = Driver(url, lambda: bench_stub.received(stub_dir))
         settle = max(5.0, self.options.warmup)
-        recording = self.record("e2e", settle + self.options.duration - 1)
+        recording = self.record(name, settle + self.options.duration - 1)
         result = asyncio.run(driver.run(settle=settle, duration=self.options.duration))
         if recording is not None:
             result["profile"] = recording.finish()
@@ -280,6 +329,28 @@ class Bench:
     def steps(self, gateway: bool) -> list[Step]:
         """Every measurement in order. Each ratio's baseline runs right before its gateway
         figure, so a neighbour's load that comes and goes hits both alike."""
+        steps: list[Step] = []
+        if "loopback" in self.options.sections:
+            steps += self.loopback_steps(gateway)
+        if "field" in self.options.sections:
+            steps += self.field_steps(gateway)
+        return steps
+
+    def field_steps(self, gateway: bool) -> list[Step]:
+        steps = [
+            Step("field", "bare_aiohttp", f"field: bare aiohttp, TLS, {FIELD_IN_FLIGHT} in flight",
+                 lambda: self.field_bare("aiohttp")),
+            Step("field", "bare_pyreqwest",
+                 f"field: bare pyreqwest, TLS, {FIELD_IN_FLIGHT} in flight",
+                 lambda: self.field_bare("pyreqwest")),
+        ]
+        if gateway:
+            steps.append(Step("field", "e2e", "field: gateway end-to-end, default settings",
+                              lambda: self.with_gateway("gw-field", True, self.field_end_to_end,
+                                                        field=True)))
+        return steps
+
+    def loopback_steps(self, gateway: bool) -> list[Step]:
         half = self.half_rate
         steps = [
             Step("baselines", "nginx", "nginx fixed 200 (ceiling)", self.nginx_ceiling),
@@ -421,7 +492,7 @@ def scrape(url: str) -> dict[str, float]:
     if status != 200:
         return {}
     wanted = ("ian_intake_events_total", "ian_spool_depth", "ian_upstream_responses_total",
-              "ian_dead_letters_total", "ian_forward_retries_total")
+              "ian_dead_letters_total", "ian_forward_retries_total", "ian_forward_")
     found: dict[str, float] = {}
     for line in text.decode(errors="replace").splitlines():
         if line.startswith(wanted):
@@ -449,14 +520,16 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--baselines-only", action="store_true", help="skip the gateway")
     parser.add_argument("--profile", action="store_true",
                         help="sample the gateway with py-spy (intake and end-to-end runs)")
+    parser.add_argument("--only", choices=SECTIONS, help="run one section: loopback or field")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the gateway (repeatable)")
     args = parser.parse_args(argv)
     env = dict(item.split("=", 1) for item in args.env)
     if args.profile and not bench_profile.available():
         parser.error("--profile needs py-spy: pip install py-spy")
+    sections = (args.only,) if args.only else SECTIONS
     return Options(args.duration, args.warmup, args.connections, not args.no_pin,
-                   not args.baselines_only, env, args.profile)
+                   not args.baselines_only, env, args.profile, sections)
 
 
 def _terminate(signum: int, _: FrameType | None) -> None:
@@ -473,11 +546,14 @@ def run(options: Options) -> dict[str, Any]:
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(cpus),
         "options": {"duration": options.duration, "warmup": options.warmup,
-                    "connections": options.connections, "env": dict(options.env)},
+                    "connections": options.connections, "env": dict(options.env),
+                    "sections": list(options.sections)},
     }
     with tempfile.TemporaryDirectory(prefix="ian-bench-") as tmp, Procs(Path(tmp)) as procs:
         bench = Bench(options, procs, Path(tmp), cpus)
         bench.start_stub()
+        if "field" in options.sections:
+            bench.start_field_stub()
         gateway = options.gateway and gateway_available()
         if options.gateway and not gateway:
             log("`python -m gateway serve --help` fails: gateway not measured")

@@ -37,6 +37,7 @@ def _common(workdir: Path) -> str:
         "  default_type application/json;\n"
         f"{temp}"
         "  log_format count '1';\n"
+        "  log_format protocol '$server_protocol $connection';\n"
     )
 
 
@@ -52,6 +53,41 @@ def stub_conf(workdir: Path, port: int) -> str:
         "    location = /v2/ian/order/log {\n"
         f"      access_log {workdir / 'order_log.log'} count;\n"
         f"      return 200 '{TRACK_ANSWER}';\n"
+        "    }\n"
+        f"    location = /v2/oauth/token {{ return 200 '{TOKEN_ANSWER}'; }}\n"
+        "    location / { return 404 '{\"message\":\"not found\"}'; }\n"
+        "  }\n"
+        "}\n"
+    )
+
+
+ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"  # Debian: libnginx-mod-http-echo
+FIELD_DELAY = 0.04  # seconds: a distant HTTPS upstream's round trip (the issue's field setting)
+
+
+def field_conf(workdir: Path, port: int, cert: Path, key: Path, http2: bool = True,
+               delay: float = FIELD_DELAY, log: str = "count") -> str:
+    """The stub as the field sees Instacart: TLS (HTTP/2 offered by ALPN), answers after `delay`.
+
+    The echo module's `echo_sleep` waits without holding the worker, so one nginx
+    worker keeps thousands of requests waiting at once; nginx's default cap of
+    128 concurrent HTTP/2 streams per connection stays as it is. `log="protocol"`
+    logs each track request's protocol and connection number instead of counting it.
+    """
+    sleep = f"echo_sleep {delay:g}; echo -n '{TRACK_ANSWER}';"
+    return f"load_module {ECHO_MODULE};\n" + _common(workdir) + (
+        "  server {\n"
+        f"    listen 127.0.0.1:{port} ssl{' http2' if http2 else ''} backlog=4096;\n"
+        f"    ssl_certificate {cert};\n"
+        f"    ssl_certificate_key {key};\n"
+        "    ssl_session_cache shared:tls:10m;\n"
+        "    location = /v2/ian/track {\n"
+        f"      access_log {track_log(workdir)} {log};\n"
+        f"      {sleep}\n"
+        "    }\n"
+        "    location = /v2/ian/order/log {\n"
+        f"      access_log {workdir / 'order_log.log'} count;\n"
+        f"      {sleep}\n"
         "    }\n"
         f"    location = /v2/oauth/token {{ return 200 '{TOKEN_ANSWER}'; }}\n"
         "    location / { return 404 '{\"message\":\"not found\"}'; }\n"

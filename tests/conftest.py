@@ -47,11 +47,12 @@ def wait_for_port(
 class ThreadServer:
     """A uvicorn server for an ASGI app, in a thread of this process."""
 
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(self, app: Any, port: int | None = None, **tls: Any) -> None:
+        """`tls`: uvicorn's `ssl_certfile` and `ssl_keyfile`, to serve HTTPS."""
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on")
+                                lifespan="on", **tls)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -70,8 +71,8 @@ class ThreadServer:
 
 
 @contextmanager
-def thread_server(app: Any, port: int | None = None) -> Iterator[ThreadServer]:
-    server = ThreadServer(app, port).start()
+def thread_server(app: Any, port: int | None = None, **tls: Any) -> Iterator[ThreadServer]:
+    server = ThreadServer(app, port, **tls).start()
     try:
         yield server
     finally:

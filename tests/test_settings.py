@@ -23,6 +23,8 @@ BAD_VALUES: dict[str, tuple[str, ...]] = {
     "_non_negative_float": ("-0.5", "fast"),
     "_flag": ("maybe", "2"),
     "_log_format": ("xml", "JSON "),
+    "_pem_file": ("/nonexistent/ca.pem", "/etc/hostname"),
+    "_proxy_url": ("proxy.internal:3128", "socks5://proxy:1080", "http://proxy:port"),
 }
 ANY_TEXT = {"_text", "_list"}  # free text: nothing to refuse
 

@@ -34,6 +34,7 @@ class Upstream:
     token_ttl: int = 86400
     url: str = ""  # set once it is served
     received: list[Received] = field(default_factory=list)
+    hits: list[str] = field(default_factory=list)  # every request's path, authorized or not
     tokens_issued: int = 0
     valid_tokens: set[str] = field(default_factory=set)
     script: dict[str, deque[tuple[int, dict[str, str], bytes]]] = field(
@@ -44,7 +45,7 @@ class Upstream:
 
     def answer_next(self, path: str, status: int, body: Any = None,
                     headers: dict[str, str] | None = None, times: int = 1) -> None:
-        """The next `times` requests to `path` get this answer instead of 200."""
+        """The next `times` requests to `path` get this answer instead of 200 (or a token)."""
         payload = orjson.dumps(body if body is not None else {"message": f"status {status}"})
         for _ in range(times):
             self.script[path].append((status, headers or {}, payload))
@@ -93,7 +94,10 @@ class Upstream:
     def _answer(self, path: str, headers: dict[str, str], body: bytes
                 ) -> tuple[int, dict[str, str], bytes]:
         with self.lock:
+            self.hits.append(path)
             if path == "/v2/oauth/token":
+                if self.script[path]:
+                    return self.script[path].popleft()
                 return self._token(body)
             if headers.get("authorization", "").removeprefix("Bearer ") not in self.valid_tokens:
                 return 401, {}, orjson.dumps({"error": {"message": "Unauthorized",

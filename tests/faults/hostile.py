@@ -10,7 +10,10 @@ time it sees an event_id on `POST /v2/ian/track` it answers with its `behaviour`
   whose body is noise and not UTF-8 (not retryable: a dead letter);
 - `huge`: a 503 with a 16 MiB body;
 - `reset`: reads the request, then resets the connection (RST);
-- `stall`: reads the request and answers nothing for `STALL_S` seconds.
+- `stall`: reads the request and answers nothing for `STALL_S` seconds; only the first
+  `STALL_EPISODE` events meet it (an episode: enough in a row for the forwarder to take
+  the upstream as down and probe it, gateway/forward.py TRIP, without one slow probe
+  per event of the test).
 
 Every other request (that event_id again, the OAuth token) is relayed to the
 real sandbox and its answer relayed back, so what the gateway takes as delivered
@@ -35,6 +38,7 @@ import orjson
 BEHAVIOURS = ("redirect_301", "redirect_307", "garbage", "huge", "reset", "stall")
 TRACK = "/v2/ian/track"
 STALL_S = 8.0  # longer than the tests' IAN_UPSTREAM_TIMEOUT: the gateway gives up first
+STALL_EPISODE = 15  # more than forward.TRIP (10) failures in a row
 HUGE = 16 * 1024 * 1024
 
 
@@ -159,12 +163,13 @@ class HostileUpstream(Server):
         self.sandbox_url = sandbox_url
         self.elsewhere_url = elsewhere_url
         self.tally = Tally()
+        self.episode = STALL_EPISODE if behaviour == "stall" else None  # hostile answers, at most
         self._rng = random.Random(16)
         self._relay: httpx.AsyncClient | None = None
 
     async def handle(self, request: Request, writer: asyncio.StreamWriter) -> bool:
         event_id = event_id_of(request.body) if request.path == TRACK else None
-        if event_id is None or event_id in self.tally.seen:
+        if event_id is None or event_id in self.tally.seen or self._episode_over():
             writer.write(await self._relayed(request))
             await writer.drain()
             return True
@@ -173,6 +178,9 @@ class HostileUpstream(Server):
         behave: Callable[[Request, asyncio.StreamWriter], Awaitable[bool]] = \
             getattr(self, self.behaviour)
         return await behave(request, writer)
+
+    def _episode_over(self) -> bool:
+        return self.episode is not None and len(self.tally.seen) >= self.episode
 
     async def _close(self) -> None:
         if self._relay is not None:

@@ -526,3 +526,54 @@ def wait_ready(http: httpx.Client, gateway: Process, timeout: float = 15.0) -> N
                 return
         time.sleep(0.2)
     raise AssertionError(f"gateway not ready in {timeout}s\n{gateway.output()}")
+
+
+# -- 5. the upstream throttles: 429 for 10 s under load (issue 13) -------------
+
+
+def forward_limit(http: httpx.Client, gateway: Process) -> float:
+    """The forwarder's adaptive in-flight limit, as Prometheus scrapes it."""
+    for line in http.get(f"{gateway.url}/metrics").text.splitlines():
+        if line.startswith("ian_forward_concurrency_limit "):
+            return float(line.split()[1])
+    raise AssertionError("no ian_forward_concurrency_limit in /metrics")
+
+
+def limits_until(http: httpx.Client, gateway: Process, load: LoadGen, moment: float
+                 ) -> list[float]:
+    """The limit, read every 0.2 s until `moment` of the load."""
+    seen = []
+    while load.elapsed() < moment:
+        seen.append(forward_limit(http, gateway))
+        time.sleep(0.2)
+    return seen
+
+
+def test_429_for_10s_under_load_loses_nothing_and_the_limit_drops_and_recovers(
+        spawn: Spawn, sandbox: Sandbox, http: httpx.Client, tmp_path: Path,
+        measured: Callable[..., None]) -> None:
+    """Instacart throttles: every Connect call answers 429 (Retry-After 1) for 10 s.
+    The gateway at its default concurrency keeps every event, halves its in-flight
+    limit while throttled, and grows it back on the backlog afterwards."""
+    env = gateway_env(sandbox, f"sqlite://{tmp_path}/spool.db")
+    del env["IAN_FORWARD_CONCURRENCY"]  # the default ceiling: the limit is the limiter's
+    sandbox.faults(latency_ms=40)  # a distant upstream
+    gateway = spawn(SERVE, env=env)
+    with LoadGen([gateway.url], rate=20, duration=25) as load:
+        before = limits_until(http, gateway, load, 5)
+        sandbox.faults(latency_ms=40, outage=True, status=429, retry_after_s=1)
+        throttled = limits_until(http, gateway, load, 15)
+        sandbox.faults(latency_ms=40)
+        after = limits_until(http, gateway, load, 25)
+        tally = load.join()
+    drained = drain(http, gateway, timeout=60)
+    after += [forward_limit(http, gateway)]
+    result = outcome(tally, sandbox.arrivals())
+    measured(**numbers(tally, result, limit_before=max(before), limit_throttled=min(throttled),
+                       limit_after=max(after), drained_s=round(drained, 1), seed=load.seed))
+
+    assert_load_was_clean(tally)
+    assert_exactly_once(result, sandbox)
+    assert set(result.arrivals) == result.accepted
+    assert min(throttled) < max(before) / 2, "the limit did not back off on 429"
+    assert max(after) >= max(before), "the limit did not recover after the 429s"
