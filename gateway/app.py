@@ -28,6 +28,7 @@ from gateway.forward import Forwarder
 from gateway.intake import Intake
 from gateway.logs import RequestId, configure_logging
 from gateway.metrics import CONTENT_TYPE, Metrics
+from gateway.openapi import OpenAPI
 from gateway.order_intake import OrderIntake
 from gateway.ratelimit import RateLimit
 from gateway.settings import ConfigError, Settings
@@ -103,6 +104,7 @@ class Gateway:
             Route("/ian.{version}.js", self.snippet.versioned, methods=["GET", "HEAD"]),
             Route("/status", self.status.page, methods=["GET"]),
             Route("/status.json", self.status.json, methods=["GET"]),
+            Route("/openapi.json", OpenAPI().document, methods=["GET"]),
             Route("/v1/orders", OrderIntake(p.settings, p.dedupe, p.spool, p.metrics),
                   methods=["POST"]),
         ]
