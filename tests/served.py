@@ -28,12 +28,11 @@ class Served:
     sandbox: Process
 
     def received(self, kind: str = "track") -> list[dict[str, Any]]:
-        """What the sandbox accepted, as `GET /_sandbox/received` pages it."""
+        """The bodies the sandbox accepted, in order (`GET /_sandbox/received`)."""
         answer = httpx.get(f"{self.sandbox.url}/_sandbox/received", params={"kind": kind},
                            timeout=10)
         answer.raise_for_status()
-        items: list[dict[str, Any]] = answer.json()["items"]
-        return items
+        return [item["body"] for item in answer.json()["items"]]
 
 
 def start(args: list[str], cwd: Path, env: dict[str, str]) -> Process:
