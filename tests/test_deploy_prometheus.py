@@ -24,6 +24,9 @@ from factories import ALL_PAIRS, event
 from served import Served, served
 
 RULES = ROOT / "deploy" / "prometheus" / "ian-gateway.rules.yml"
+DASHBOARD = ROOT / "deploy" / "grafana" / "ian-gateway.json"
+# Grafana's variables, as the dashboard's queries use them, for Prometheus itself.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "5m", '"$job"': '".+"'}
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "ian-gateway.rules.test.yml"
 SINGLE, BATCHES, BATCH = 12, 4, 5  # 12 one-event beacons and 4 beacons of 5 events
 SENT = SINGLE + BATCHES * BATCH
@@ -73,7 +76,7 @@ class Prometheus:
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         answer = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=10)
-        answer.raise_for_status()
+        assert answer.status_code == 200, (promql, answer.text)
         result: list[dict[str, Any]] = answer.json()["data"]["result"]
         return result
 
@@ -99,15 +102,20 @@ class Prometheus:
         self.log.close()
 
 
-@pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[Served]:
-    with served(tmp_path, workers=2) as running:
+@pytest.fixture(scope="module")
+def directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("prometheus")
+
+
+@pytest.fixture(scope="module")
+def gateway(directory: Path) -> Iterator[Served]:
+    with served(directory, workers=2) as running:
         yield running
 
 
-@pytest.fixture
-def prometheus(tmp_path: Path, gateway: Served) -> Iterator[Prometheus]:
-    server = Prometheus(tmp_path, f"127.0.0.1:{gateway.gateway.port}")
+@pytest.fixture(scope="module")
+def prometheus(directory: Path, gateway: Served) -> Iterator[Prometheus]:
+    server = Prometheus(directory, f"127.0.0.1:{gateway.gateway.port}")
     try:
         wait_for_port(server.port, proc=server.proc)  # type: ignore[arg-type]
         yield server
@@ -139,3 +147,15 @@ def test_prometheus_reads_every_workers_events_and_loads_the_rules(
     rules = [rule for group in answer["data"]["groups"] for rule in group["rules"]]
     assert len(rules) == 18
     assert all(rule["health"] != "err" for rule in rules), rules
+
+
+def test_the_dashboards_queries_run_in_prometheus(prometheus: Prometheus) -> None:
+    """Every query of deploy/grafana/ian-gateway.json parses and evaluates, after traffic."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    answered = []
+    for expr in exprs:
+        for variable, value in GRAFANA_VARIABLES.items():
+            expr = expr.replace(variable, value)
+        answered.append(bool(prometheus.query(expr)))
+    assert exprs and any(answered)
