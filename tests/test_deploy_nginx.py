@@ -23,6 +23,10 @@ from served import ORIGIN, Served, served
 from gateway.snippet import Snippet
 
 LOCATIONS = ROOT / "deploy" / "nginx" / "ian-gateway.locations.conf"
+SITE = ROOT / "deploy" / "nginx" / "ian-gateway.conf"
+# The example site's own paths, pointed at temporary ones by the syntax check.
+SITE_PATHS = ("/etc/ssl/certs/shop.example.pem", "/etc/ssl/private/shop.example.key",
+              "/var/cache/nginx/ian-gateway")
 SHOPPER = "127.0.0.2"  # the shopper's own address: any of 127/8 reaches loopback
 SPOOFED = "203.0.113.66"  # what a client claims to be, from outside
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) nginx-test/1"
@@ -159,3 +163,23 @@ def test_operations_endpoints_are_not_proxied(
     _, nginx = proxied
     for path in ("/metrics", "/status", "/healthz"):
         assert shopper.get(f"{nginx.url}{path}").status_code == 404
+
+
+def test_the_example_site_passes_nginx_t(tmp_path: Path) -> None:
+    """deploy/nginx/ian-gateway.conf as shipped, but for its certificate and cache paths."""
+    cert, key, cache = (tmp_path / name for name in ("cert.pem", "key.pem", "cache"))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=shop.example", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    site = SITE.read_text()
+    for shipped, local in zip(SITE_PATHS, (cert, key, cache), strict=True):
+        assert shipped in site
+        site = site.replace(shipped, str(local))
+    (tmp_path / "site.conf").write_text(site)
+    (tmp_path / LOCATIONS.name).symlink_to(LOCATIONS)  # included relative to the conf directory
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path / 'nginx.pid'}; error_log {tmp_path / 'error.log'};\n"
+        f"events {{}}\nhttp {{ include {tmp_path / 'site.conf'}; }}\n")
+    done = subprocess.run(["nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "test is successful" in done.stderr, done.stderr
