@@ -14,8 +14,10 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -24,6 +26,7 @@ from gateway.asgi import Receive, Send
 from gateway.connect import Connect
 from gateway.dedupe import Dedupe
 from gateway.enrich import ClientAddress
+from gateway.errors import ISSUES_CODE, error
 from gateway.forward import Forwarder
 from gateway.intake import Intake
 from gateway.logs import RequestId, configure_logging
@@ -31,6 +34,7 @@ from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.openapi import OpenAPI
 from gateway.order_intake import OrderIntake
 from gateway.ratelimit import RateLimit
+from gateway.request_timeout import STATE_KEY, RequestDeadline
 from gateway.settings import ConfigError, Settings
 from gateway.snippet import Snippet
 from gateway.spool import Spool, open_spool
@@ -82,7 +86,8 @@ class Gateway:
         self.intake = Intake(parts.settings, parts.dedupe, parts.spool, parts.metrics)
         self.snippet = Snippet()
         self.status = Status(parts.metrics, parts.spool)
-        self.starlette = Starlette(routes=self._routes(), lifespan=self._lifespan)
+        self.starlette = Starlette(routes=self._routes(), lifespan=self._lifespan,
+                                   exception_handlers={HTTPException: http_error})
         self.app = self._middleware()
 
     def _middleware(self) -> RequestId:
@@ -105,8 +110,8 @@ class Gateway:
             Route("/status", self.status.page, methods=["GET"]),
             Route("/status.json", self.status.json, methods=["GET"]),
             Route("/openapi.json", OpenAPI().document, methods=["GET"]),
-            Route("/v1/orders", OrderIntake(p.settings, p.dedupe, p.spool, p.metrics),
-                  methods=["POST"]),
+            # every method: OrderIntake answers the others 405 with the error object
+            Route("/v1/orders", OrderIntake(p.settings, p.dedupe, p.spool, p.metrics)),
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -119,7 +124,7 @@ class Gateway:
         await self.starlette(scope, receive, send)
 
     @contextlib.asynccontextmanager
-    async def _lifespan(self, _: Starlette) -> AsyncIterator[None]:
+    async def _lifespan(self, _: Starlette) -> AsyncIterator[dict[str, Any]]:
         p = self.parts
         await p.spool.start()
         if p.connect is not None and p.forwarder is not None:
@@ -128,7 +133,8 @@ class Gateway:
         self.status.start()
         log.info("gateway ready (pid %s, spool %s)", os.getpid(), p.settings.spool)
         try:
-            yield
+            # uvicorn hands its lifespan state to every connection (gateway/request_timeout.py)
+            yield {STATE_KEY: RequestDeadline(p.settings.request_timeout, p.metrics)}
         finally:
             await self.status.stop()
             if p.forwarder is not None:
@@ -158,6 +164,14 @@ class Gateway:
         p.metrics.spool_depth.set(await p.spool.depth())
         p.metrics.spool_oldest.set(await p.spool.oldest_age())
         return Response(p.metrics.render(), media_type=CONTENT_TYPE)
+
+
+async def http_error(_: Request, exc: Exception) -> Response:
+    """Starlette's own 404 and 405 (an unknown path, a GET-only route) with Instacart's
+    error object instead of its plain text: every 4xx carries it (README, "Endpoints")."""
+    assert isinstance(exc, HTTPException)
+    body = {"errors": [error(exc.detail, ISSUES_CODE)]}
+    return JSONResponse(body, exc.status_code, headers=exc.headers)
 
 
 async def forward_until_stopped(settings: Settings, stop: asyncio.Event) -> None:

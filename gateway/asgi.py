@@ -16,10 +16,24 @@ Headers = list[tuple[bytes, bytes]]
 
 JSON_TYPE = (b"content-type", b"application/json")
 NO_STORE = (b"cache-control", b"no-store")
+# A cross-origin storefront reads Retry-After only when it is exposed (Fetch standard,
+# CORS-safelisted response headers): the snippet waits as told on 429 and 503 (js/README.md).
+EXPOSE_RETRY_AFTER = (b"access-control-expose-headers", b"Retry-After")
 
 
 class BodyTooLarge(Exception):
     pass
+
+
+class Disconnected(Exception):
+    """The client went away before its whole body arrived (fewer bytes than its
+    Content-Length, or a chunked body without its last chunk): nothing of it is used,
+    since the client never sees an answer and will send it again."""
+
+
+def cors_headers(origin: bytes) -> list[tuple[bytes, bytes]]:
+    """What an answer to an allowed storefront origin carries."""
+    return [(b"access-control-allow-origin", origin), (b"vary", b"Origin"), EXPOSE_RETRY_AFTER]
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
@@ -40,7 +54,8 @@ def headers_of(scope: Scope, names: frozenset[bytes]) -> dict[bytes, bytes]:
 
 
 async def read_body(receive: Receive, limit: int, declared: bytes | None) -> bytes:
-    """The whole request body; raises BodyTooLarge past `limit` bytes, before reading them.
+    """The whole request body; raises BodyTooLarge past `limit` bytes, before reading them,
+    and Disconnected when the client leaves before the body's end.
 
     `declared`: the request's Content-Length, if it sent one.
     """
@@ -51,7 +66,7 @@ async def read_body(receive: Receive, limit: int, declared: bytes | None) -> byt
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise Disconnected()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

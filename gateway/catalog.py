@@ -151,16 +151,13 @@ ITEM_EVENTS = (
     "ian.display.viewport_viewable_creative_item",
 )
 
-# track doc: interaction_id "is required for the following events: ['ian.display.click_creative']"
-# and, for items, add_creative_item and click_creative_item; DESIGN.md extends the rule to
-# every click and add event, sponsored products included.
-INTERACTION_EVENTS = frozenset({
-    "ian.sponsored_product.clicked",
-    "ian.sponsored_product.added_to_cart",
-    "ian.display.click_creative",
-    "ian.display.click_creative_item",
-    "ian.display.add_creative_item",
-})
+# track doc, the interaction_id row of each object that has one: "This field is required
+# for the following events: ['ian.display.click_creative']" (display banner, shoppable
+# display, shoppable video) and "['ian.display.add_creative_item',
+# 'ian.display.click_creative_item']" (both item objects). The sponsored-product object
+# (FeaturedProductEventProperties) has no interaction_id field at all.
+CREATIVE_INTERACTIONS = frozenset({"ian.display.click_creative"})
+ITEM_INTERACTIONS = frozenset({"ian.display.add_creative_item", "ian.display.click_creative_item"})
 
 
 @dataclass(frozen=True)
@@ -170,6 +167,7 @@ class AdType:
     name: str
     events: tuple[str, ...]
     fields: Mapping[str, Check]
+    interactions: frozenset[str] = frozenset()  # events that require interaction_id
     item: bool = False
 
     @property
@@ -178,8 +176,8 @@ class AdType:
 
     def required(self, event: str) -> tuple[str, ...]:
         """The fields `event` cannot do without, beyond the context every event carries."""
-        fields = ["event_id"]  # DESIGN.md: dedupe needs it
-        if event in INTERACTION_EVENTS:
+        fields = ["event_id"]  # the gateway's own rule: dedupe needs it (README, "Validation")
+        if event in self.interactions:
             fields.append("interaction_id")
         if self.item:
             fields.append("product_id")  # track doc: "Missing product id" -> "can't be blank"
@@ -190,11 +188,11 @@ class AdType:
 
 AD_TYPES: tuple[AdType, ...] = (
     AdType("sponsored_product", SPONSORED_PRODUCT_EVENTS, SPONSORED_PRODUCT_FIELDS),
-    AdType("display_banner", DISPLAY_EVENTS, COMMON_FIELDS),
-    AdType("shoppable_display", DISPLAY_EVENTS, COMMON_FIELDS),
-    AdType("shoppable_video", VIDEO_EVENTS, COMMON_FIELDS),
-    AdType("shoppable_display_item", ITEM_EVENTS, COMMON_FIELDS, item=True),
-    AdType("shoppable_video_item", ITEM_EVENTS, COMMON_FIELDS, item=True),
+    AdType("display_banner", DISPLAY_EVENTS, COMMON_FIELDS, CREATIVE_INTERACTIONS),
+    AdType("shoppable_display", DISPLAY_EVENTS, COMMON_FIELDS, CREATIVE_INTERACTIONS),
+    AdType("shoppable_video", VIDEO_EVENTS, COMMON_FIELDS, CREATIVE_INTERACTIONS),
+    AdType("shoppable_display_item", ITEM_EVENTS, COMMON_FIELDS, ITEM_INTERACTIONS, item=True),
+    AdType("shoppable_video_item", ITEM_EVENTS, COMMON_FIELDS, ITEM_INTERACTIONS, item=True),
 )
 BY_DATA_KEY: Mapping[str, AdType] = {ad.data_key: ad for ad in AD_TYPES}
 EVENT_NAMES: frozenset[str] = frozenset(name for ad in AD_TYPES for name in ad.events)

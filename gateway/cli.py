@@ -32,8 +32,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    """The gateway: checks configuration, then uvicorn with uvloop and httptools."""
+    """The gateway: checks configuration, then uvicorn with uvloop and httptools (with the
+    IAN_REQUEST_TIMEOUT deadline: gateway/request_timeout.py)."""
     import uvicorn
+
+    from gateway.request_timeout import DeadlineProtocol
 
     settings = Settings.from_env(os.environ)
     settings.require_upstream()
@@ -44,7 +47,7 @@ def run_serve(args: argparse.Namespace) -> int:
     with shared_metrics(args.workers):
         uvicorn.run(
             "gateway.app:create_app_from_env", factory=True, host=args.host, port=args.port,
-            workers=args.workers, log_level=args.log_level, loop="uvloop", http="httptools",
+            workers=args.workers, log_level=args.log_level, loop="uvloop", http=DeadlineProtocol,
             timeout_graceful_shutdown=20, proxy_headers=False, server_header=False,
             access_log=False, log_config=None,
         )

@@ -16,8 +16,10 @@ import orjson
 
 from gateway.asgi import (
     BodyTooLarge,
+    Disconnected,
     Receive,
     Send,
+    cors_headers,
     headers_of,
     media_type,
     read_body,
@@ -27,15 +29,15 @@ from gateway.asgi import (
 )
 from gateway.dedupe import Dedupe
 from gateway.enrich import ClientAddress, enrich, is_bot, received_at
-from gateway.errors import ISSUES_CODE, invalid, issues
+from gateway.errors import ISSUES_CODE, error, invalid, issues
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.spool import Record, Spool, SpoolFull
 from gateway.types import Error, Scope
 from gateway.validate import validate_found
 
-MAX_BODY = 64 * 1024  # DESIGN.md: body over 64 KiB -> 413
-MAX_BATCH = 100  # DESIGN.md: {"events": [...]} with 1-100 events
+MAX_BODY = 64 * 1024  # README, "Endpoints": body over 64 KiB -> 413
+MAX_BATCH = 100  # README, "Endpoints": {"events": [...]} with 1-100 events
 CONTENT_TYPES = frozenset({"text/plain", "application/json"})  # text/plain: sendBeacon
 PREFLIGHT_MAX_AGE = b"7200"  # Chromium caps Access-Control-Max-Age at 2 hours
 # The request headers intake reads, picked in one pass.
@@ -43,6 +45,9 @@ WANTED = frozenset({b"origin", b"content-type", b"content-length", b"user-agent"
 _INDEX = re.compile(r"\[[0-9]+\]")
 # IAN_DROP_BOTS: a bot's event is rejected in the answer, never dropped silently.
 BOT_DROPPED = invalid("is a bot user agent; not forwarded (IAN_DROP_BOTS)", "user_agent")
+# orjson reads JSON nested up to 1,024 levels but writes only 254: an item nested deeper
+# was parsed, yet cannot be stored or forwarded as it is, so it is rejected, not a 500.
+TOO_DEEP = error("is nested too deeply: at most 254 levels", ISSUES_CODE)
 
 
 @dataclass
@@ -95,6 +100,14 @@ async def spool_new(spool: Spool, dedupe: Dedupe, fresh: list[Record], outcome: 
     outcome.duplicates += len(stored) - new
 
 
+def encoded(item: Any) -> bytes | None:
+    """The item as the JSON bytes spooled and forwarded; None when it nests too deeply."""
+    try:
+        return orjson.dumps(item)
+    except orjson.JSONEncodeError:
+        return None
+
+
 class Malformed(Exception):
     """The envelope itself is wrong: 400 with a single 9999 error."""
 
@@ -138,7 +151,7 @@ class Intake:
         if origin is not None and origin not in self._origins:
             message = f"origin {origin.decode('latin-1')} is not allowed (IAN_ALLOWED_ORIGINS)"
             return await self._answer_error(send, 403, message)
-        cors = [(b"access-control-allow-origin", origin), (b"vary", b"Origin")] if origin else []
+        cors = cors_headers(origin) if origin else []
         if scope["method"] == "OPTIONS":
             return await self._preflight(send, cors)
         if scope["method"] != "POST":
@@ -159,6 +172,8 @@ class Intake:
         try:
             body = await read_body(receive, MAX_BODY, headers.get(b"content-length"))
             events = items_of(body, "events", MAX_BATCH)
+        except Disconnected:
+            return  # no one is left to answer; counted by the server (request_timeout.py)
         except BodyTooLarge:
             return await self._answer_error(send, 413, f"body over {MAX_BODY} bytes", cors)
         except Malformed:
@@ -192,12 +207,16 @@ class Intake:
                 outcome.reject(index, errors)
                 continue
             assert found is not None, "a valid event has exactly one *_data object"
+            body = encoded(event)
+            if body is None:
+                outcome.reject(index, [TOO_DEEP])
+                continue
             # validation proved the event_id a UUID; UUIDs compare case-insensitively
             key = str(found[1]["event_id"]).lower()
             if self._dedupe.is_duplicate(key):
                 outcome.duplicates += 1
                 continue
-            fresh.append(Record("track", key, orjson.dumps(event), user_agent))
+            fresh.append(Record("track", key, body, user_agent))
         await spool_new(self._spool, self._dedupe, fresh, outcome)
         outcome.count(self._metrics, "track")
         return outcome

@@ -48,6 +48,12 @@ class Metrics:
         self.rejects = Counter(
             "ian_intake_rejects", "Rejected events by error key and code",
             ["key", "code"], registry=r)
+        self.incomplete = Counter(
+            "ian_incomplete_requests", "Requests that never arrived whole, by reason: cut off "
+            "after IAN_REQUEST_TIMEOUT (idle_timeout, headers_timeout, body_timeout), at "
+            "64 KiB of headers (headers_too_large), or abandoned when the client left in the "
+            "middle of one (disconnected)",
+            ["reason"], registry=r)
         self.rate_limited = Counter(
             "ian_rate_limited_requests", "Requests answered 429 by the rate limit", registry=r)
         self.bots = Counter(

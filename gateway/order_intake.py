@@ -6,7 +6,7 @@ order validate -> dedupe, and put the new ones in the spool in one call as
 `order_log` records, forwarded to `/v2/ian/order/log`. The answer is sent once
 the spool has them (202) and never waits on the upstream.
 
-Not open to browsers (DESIGN.md): no CORS headers, no preflight.
+Not open to browsers (README, "Orders": server to server): no CORS headers, no preflight.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import hmac
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from gateway.asgi import (
     BodyTooLarge,
+    Disconnected,
     Receive,
     Send,
     header,
@@ -30,14 +29,21 @@ from gateway.asgi import (
 )
 from gateway.dedupe import Dedupe
 from gateway.errors import ISSUES_CODE, issues
-from gateway.intake import Malformed, Outcome, items_of, spool_new
+from gateway.intake import (
+    TOO_DEEP,
+    Malformed,
+    Outcome,
+    encoded,
+    items_of,
+    spool_new,
+)
 from gateway.metrics import Metrics
 from gateway.orders import order_key, validate_order
 from gateway.settings import Settings
 from gateway.spool import Record, Spool, SpoolFull
 from gateway.types import Scope
 
-# DESIGN.md: {"orders": [...]} with 1-500 orders, for backfills.
+# README, "Orders": {"orders": [...]} with 1-500 orders, for backfills.
 MAX_BATCH = 500
 # A full batch of 500 orders of ~80 items each is about 8 MiB of JSON; past that a
 # client should send smaller batches (413), and the gateway's memory stays bounded.
@@ -72,10 +78,11 @@ class OrderIntake:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status = await self._answer(scope, receive, send)
-        self._metrics.child(self._metrics.requests, "orders", str(status)).inc()
+        if status is not None:
+            self._metrics.child(self._metrics.requests, "orders", str(status)).inc()
 
-    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> int:
-        """Answers the request; returns the status it answered."""
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> int | None:
+        """Answers the request; returns the status it answered, None if it could not."""
         if scope["method"] != "POST":
             await respond_error(send, 405, "use POST", ISSUES_CODE, [(b"allow", b"POST")])
             return 405
@@ -94,7 +101,7 @@ class OrderIntake:
             matched |= hmac.compare_digest(token, key)
         return matched
 
-    async def _post(self, scope: Scope, receive: Receive, send: Send) -> int:
+    async def _post(self, scope: Scope, receive: Receive, send: Send) -> int | None:
         kind, charset = media_type(header(scope, b"content-type"))
         if kind != "application/json" or charset not in (None, "utf-8", "utf8"):
             await respond_error(send, 415, WRONG_TYPE, ISSUES_CODE)
@@ -102,6 +109,8 @@ class OrderIntake:
         try:
             body = await read_body(receive, MAX_BODY, header(scope, b"content-length"))
             orders = items_of(body, "orders", MAX_BATCH)
+        except Disconnected:
+            return None  # no one is left to answer; counted by the server (request_timeout.py)
         except BodyTooLarge:
             await respond_error(send, 413, TOO_LARGE, ISSUES_CODE)
             return 413
@@ -126,11 +135,15 @@ class OrderIntake:
             if errors:
                 outcome.reject(index, errors)
                 continue
+            body = encoded(order)
+            if body is None:
+                outcome.reject(index, [TOO_DEEP])
+                continue
             key = order_key(order)
             if self._dedupe.is_duplicate(key):
                 outcome.duplicates += 1
                 continue
-            fresh.append(Record(KIND, key, orjson.dumps(order), user_agent=""))
+            fresh.append(Record(KIND, key, body, user_agent=""))
         await spool_new(self._spool, self._dedupe, fresh, outcome)
         outcome.count(self._metrics, KIND)
         return outcome

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from cachetools import TTLCache
 
-from gateway.asgi import Receive, Send, header, respond_error
+from gateway.asgi import Receive, Send, cors_headers, header, respond_error
 from gateway.enrich import ClientAddress
 from gateway.errors import ISSUES_CODE
 from gateway.metrics import Metrics
@@ -121,7 +121,7 @@ class RateLimit:
         origin = header(scope, b"origin")
         if origin is None or origin not in self._origins:
             return []
-        return [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
+        return cors_headers(origin)
 
     def _limited(self, scope: Scope) -> bool:
         # CORS preflights pass: the browser caches them, and refusing one hides the real answer.

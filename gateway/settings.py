@@ -138,6 +138,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Run the forwarder inside `serve`; false when `ian-gateway forward` runs it alone."),
     Setting("IAN_UPSTREAM_TIMEOUT", "upstream_timeout", _positive_float, "10",
             "Seconds one upstream request may take before it is retried."),
+    Setting("IAN_REQUEST_TIMEOUT", "request_timeout", _positive_float, "10",
+            "Seconds a request may take to arrive whole (headers and body), from the "
+            "connection's opening or the request's first byte; past it the gateway answers "
+            "408 or closes the connection (slow clients). An 8 MiB order batch needs ~1 MB/s."),
     Setting("IAN_RATE_LIMIT", "rate_limit", _non_negative_float, "0",
             "Requests per second one client IP may make to `/v1/*` (token bucket); 0: no limit. "
             "Off by default: until `IAN_TRUSTED_PROXIES` is set behind a CDN, every request "
@@ -174,6 +178,7 @@ class Settings:
     forward_concurrency: int = 64
     forwarder: bool = True
     upstream_timeout: float = 10.0
+    request_timeout: float = 10.0
     rate_limit: float = 0.0
     rate_burst: int = 100
     anonymize_ip: bool = False

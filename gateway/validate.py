@@ -6,6 +6,7 @@ Unknown fields are not looked at, so they pass through untouched.
 
 from __future__ import annotations
 
+import reprlib
 from datetime import datetime
 from typing import Any
 
@@ -41,9 +42,15 @@ def validate_found(event: Any, found: Found | None) -> list[Error]:
     name = event.get("event")
     if not isinstance(name, str) or name not in EVENT_NAMES or name not in ad.events:
         # track doc: "Invalid event name Clicked an ad", key "data"
-        errors.append(invalid(f"Invalid event name {name}", "data"))
+        errors.append(invalid(f"Invalid event name {shown(name)}", "data"))
         return errors
     return errors + check_fields(ad, name, fields)
+
+
+def shown(value: Any) -> str:
+    """A value as a message shows it: a string as sent, anything else by `reprlib`, whose
+    output is bounded in depth and length (a list nested 1,000 deep overflows `str`)."""
+    return value if isinstance(value, str) else reprlib.repr(value)
 
 
 def check_user_id(user_id: Any) -> list[Error]:

@@ -1,13 +1,15 @@
 // Builds the snippet: one minified ES2017 IIFE, copied to gateway/static/ian.js for the
 // Python package to serve (committed, so the package needs no node). Fails when the
-// gzipped file is over the 2.5 KB budget.
+// gzipped file is over the 3,072-byte budget. esbuild bundles and shortens the internal
+// property names; terser then compresses further (about 5% smaller gzipped).
 import { build } from 'esbuild'
+import { minify } from 'terser'
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { gzipSync } from 'node:zlib'
 
-export const BUDGET = 2560 // bytes, gzipped
+export const BUDGET = 3072 // bytes, gzipped
 export const HERE = dirname(fileURLToPath(import.meta.url))
 export const SERVED = join(HERE, '..', 'gateway', 'static', 'ian.js')
 
@@ -25,10 +27,13 @@ export const OPTIONS = {
 
 export const gzipSize = (code) => gzipSync(code, { level: 9 }).length
 
+export const TERSER = { ecma: 2017, compress: { passes: 2 }, mangle: { toplevel: true } }
+
 // The built snippet as bytes, without writing anything.
 export async function bundle() {
   const result = await build({ ...OPTIONS, write: false, outfile: 'ian.js' })
-  return Buffer.from(result.outputFiles[0].contents)
+  const { code } = await minify(result.outputFiles[0].text, TERSER)
+  return Buffer.from(code)
 }
 
 async function main() {

@@ -34,6 +34,10 @@ def test_required_fields_follow_the_document() -> None:
         "event_id", "asset_type")
     assert REQUIRED[("ian.sponsored_product.1px_in_viewport", "sponsored_product")] == (
         "event_id",)
+    # track doc: the sponsored-product object has no interaction_id; item views need none
+    assert REQUIRED[("ian.sponsored_product.clicked", "sponsored_product")] == ("event_id",)
+    assert REQUIRED[("ian.display.viewport_1px_creative_item", "shoppable_display_item")] == (
+        "event_id", "product_id")
 
 
 def test_ad_data_needs_exactly_one_known_object() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import socket
+import time
 from typing import Any
 
 import httpx
@@ -134,6 +136,7 @@ def test_cors_refuses_other_origins(http: httpx.Client, gw: Any, upstream: Any) 
     allowed = post(http, gw, event(), {**BEACON, "Origin": "https://shop.example"})
     assert allowed.status_code == 202
     assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+    assert allowed.headers["access-control-expose-headers"] == "Retry-After"
 
 
 def test_spoofed_forwarded_for_is_ignored_without_trusted_proxies(
@@ -192,3 +195,113 @@ def test_health_and_readiness(http: httpx.Client, gw: Any) -> None:
     ready = http.get(gw.url + "/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"spool": True, "forwarder": True}
+
+
+# Hardening (issue 16): deep nesting, bodies cut short, the error object on every 4xx.
+
+TOO_DEEP = {"error": {"message": "is nested too deeply: at most 254 levels", "error_code": 9999}}
+
+
+def nested(depth: int) -> bytes:
+    """A JSON list nested `depth` levels: orjson reads up to 1,024 and writes up to 254."""
+    return b"[" * depth + b"]" * depth
+
+
+def with_field(evt: dict[str, Any], name: str, raw: bytes) -> bytes:
+    """`evt` as JSON with one more field in its data object whose value is the raw JSON."""
+    (key,) = evt["data"]
+    data = orjson.dumps(evt["data"][key])[:-1] + b',"' + name.encode() + b'":' + raw + b"}"
+    return orjson.dumps({**evt, "data": {key: "@@"}}).replace(b'"@@"', data)
+
+
+def test_an_unknown_field_nested_too_deep_is_rejected_not_500(
+        http: httpx.Client, gw: Any, upstream: Any) -> None:
+    deep, shallow = event(), event()
+    batch = b'{"events": [' + with_field(deep, "extra", nested(300)) + b"," + \
+        with_field(shallow, "extra", nested(200)) + b"]}"
+    answer = post(http, gw, batch)
+    assert answer.status_code == 202, answer.text
+    assert answer.json() == {"accepted": 1, "duplicates": 0,
+                             "rejected": [{"index": 0, "errors": [TOO_DEEP]}]}
+    (received,) = upstream.wait_for("/v2/ian/track", 1)
+    assert event_id(received.json()) == event_id(shallow)
+    # the rejected event's id was not remembered: sent again shallow, it is new
+    deep["data"]["sponsored_product_data"] = shallow["data"]["sponsored_product_data"] | {
+        "event_id": event_id(deep)}
+    assert post(http, gw, deep).json()["accepted"] == 1
+
+
+def test_an_event_name_nested_1000_deep_is_400_not_500(http: httpx.Client, gw: Any) -> None:
+    body = orjson.dumps(event()).replace(b'"ian.sponsored_product.clicked"', nested(1000))
+    answer = post(http, gw, body)
+    assert answer.status_code == 400, answer.text
+    [rejected] = answer.json()["rejected"]
+    [err] = rejected["errors"]
+    assert err["meta"] == {"key": "data"}
+    assert err["error"]["error_code"] == 1001
+    assert err["error"]["message"].startswith("Invalid event name [[[")
+    assert len(err["error"]["message"]) < 100
+
+
+def test_json_past_orjsons_read_limit_is_a_malformed_envelope(http: httpx.Client,
+                                                              gw: Any) -> None:
+    answer = post(http, gw, b'{"events": [' + nested(1100) + b"]}")
+    assert answer.status_code == 400
+    assert answer.json() == {"errors": [ISSUES]}
+
+
+def raw_request(gw: Any, head: bytes, body: bytes) -> None:
+    """Send a request's head and the start of its body on a socket, then close it unanswered."""
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as sock:
+        sock.sendall(head + body)
+        time.sleep(0.2)  # the gateway has read what was sent
+
+
+def metric(http: httpx.Client, gw: Any, sample: str) -> float:
+    """The value of one `/metrics` sample, 0 while it is absent."""
+    for line in http.get(gw.url + "/metrics").text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+DISCONNECTED = 'ian_incomplete_requests_total{reason="disconnected"}'
+
+
+def wait_for_metric(http: httpx.Client, gw: Any, sample: str, value: float) -> None:
+    deadline = time.monotonic() + 10
+    while metric(http, gw, sample) < value:
+        assert time.monotonic() < deadline, f"{sample} never reached {value}"
+        time.sleep(0.05)
+
+
+def test_a_body_cut_short_is_abandoned_and_nothing_stored(http: httpx.Client, gw: Any,
+                                                          upstream: Any) -> None:
+    cut, later = event(), event()
+    body = orjson.dumps(cut)  # valid JSON on its own: only the missing bytes tell it is cut
+    head = (b"POST /v1/events HTTP/1.1\r\nHost: gw\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: " + str(len(body) + 50).encode() + b"\r\n\r\n")
+    raw_request(gw, head, body)
+    chunked = (b"POST /v1/events HTTP/1.1\r\nHost: gw\r\nContent-Type: text/plain\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n")
+    raw_request(gw, chunked, b"%x\r\n%s\r\n" % (len(body), body))  # no last chunk
+    wait_for_metric(http, gw, DISCONNECTED, 2)
+    assert post(http, gw, later).status_code == 202
+    upstream.wait_for("/v2/ian/track", 1)
+    time.sleep(0.5)  # a stored cut event would have been forwarded by now
+    assert [event_id(r.json()) for r in upstream.to("/v2/ian/track")] == [event_id(later)]
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("GET", "/v1/orders", 405), ("PUT", "/v1/orders", 405), ("DELETE", "/v1/events", 405),
+    ("POST", "/healthz", 405), ("GET", "/v1/nothing", 404), ("GET", "/", 404),
+])
+def test_every_4xx_carries_the_error_object(http: httpx.Client, gw: Any, method: str,
+                                            path: str, status: int) -> None:
+    answer = http.request(method, gw.url + path)
+    assert answer.status_code == status
+    assert answer.headers["content-type"] == "application/json"
+    [err] = answer.json()["errors"]
+    assert set(err) == {"error"} and err["error"]["error_code"] == 9999
+    if status == 405:
+        assert "POST" in answer.headers["allow"] or path == "/healthz"

@@ -395,3 +395,49 @@ async def test_orders_are_counted_in_the_metrics(spool: MemorySpool, dedupe: Ded
     assert ('ian_intake_rejects_total{code="1001",'
             'key="properties.order_items[].ordered_quantity"} 1.0') in text
     assert 'ian_intake_requests_total{endpoint="orders",status="202"} 1.0' in text
+
+
+# Hardening (issue 16): deep nesting and bodies cut short.
+
+
+async def test_an_order_nested_too_deep_is_rejected_not_500(client: httpx.AsyncClient,
+                                                            spool: MemorySpool) -> None:
+    deep = orjson.dumps(make_order("o-deep"))[:-1] + b',"extra":' + b"[" * 300 + b"]" * 300 + b"}"
+    body = b'{"orders": [' + deep + b"," + orjson.dumps(make_order("o-ok")) + b"]}"
+    answer = await post(client, body)
+    assert answer.status_code == 202, answer.text
+    assert answer.json() == {"accepted": 1, "duplicates": 0, "rejected": [{"index": 0, "errors": [
+        {"error": {"message": "is nested too deeply: at most 254 levels", "error_code": 9999}}]}]}
+    assert await spool.depth() == 1
+
+
+async def test_a_body_cut_short_is_abandoned(spool: MemorySpool, dedupe: Dedupe) -> None:
+    intake = OrderIntake(Settings(orders_api_keys=(KEY,)), dedupe, spool, Metrics())
+    body = orjson.dumps(make_order("o-cut"))  # valid JSON: only the missing end tells
+    messages = [{"type": "http.request", "body": body, "more_body": True},
+                {"type": "http.disconnect"}]
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        return messages.pop(0)
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/orders", "headers": [
+        (b"authorization", f"Bearer {KEY}".encode()), (b"content-type", b"application/json"),
+        (b"content-length", str(len(body) + 10).encode())]}
+    await intake(scope, receive, send)
+    assert sent == []
+    assert await spool.depth() == 0 and len(dedupe) == 0
+
+
+def test_e2e_other_methods_are_405_with_the_error_object(
+        spawn: Spawn, http: httpx.Client, sandbox_url: str) -> None:
+    gateway = spawn(["serve", "--host", "127.0.0.1"], env=gateway_env(sandbox_url, "memory:"))
+    for method in ("GET", "PUT", "DELETE", "PATCH"):
+        answer = http.request(method, f"{gateway.url}/v1/orders", headers=AUTH)
+        assert answer.status_code == 405
+        assert answer.headers["allow"] == "POST"
+        assert answer.json() == {"errors": [{"error": {"message": "use POST",
+                                                        "error_code": 9999}}]}

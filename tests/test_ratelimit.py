@@ -124,6 +124,7 @@ async def test_a_storefront_can_read_its_429(clock: Clock) -> None:
         other = await post("https://evil.example")
     assert allowed.status_code == other.status_code == 429
     assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+    assert allowed.headers["access-control-expose-headers"] == "Retry-After"
     assert "access-control-allow-origin" not in other.headers
 
 

@@ -96,7 +96,8 @@ ROWS = [
      [err("must be a UUID", key=SVI + "event_id")]),
     ("Missing product id", video_item(product_id=...),
      [err("can't be blank", key=SVI + "product_id")]),
-    # DESIGN.md rules beyond the table
+    # rules beyond the table: the document's field descriptions, and the gateway's own
+    # (README, "Validation": each one and why it is kept)
     ("record_version other than 1 or 999", sp(record_version="2"),
      [err("is not included in the list", key=SP + "record_version")]),
     ("page must be greater than 0", sp(page="0"),
@@ -104,8 +105,14 @@ ROWS = [
     ("user_id over 50 characters", {**sp(), "user_id": "u" * 51},
      [err("is too long (maximum is 50 characters)", key="user_id")]),
     ("event_id is required", sp(event_id=...), [err("can't be blank", key=SP + "event_id")]),
-    ("interaction_id required for a click", sp(interaction_id=...),
-     [err("can't be blank", key=SP + "interaction_id")]),
+    ("interaction_id required for a creative click",
+     enriched(event("ian.display.click_creative", "shoppable_video", interaction_id=...)),
+     [err("can't be blank", key="data.shoppable_video_data.interaction_id")]),
+    ("interaction_id required for an item add",
+     video_item("ian.display.add_creative_item", interaction_id=...),
+     [err("can't be blank", key=SVI + "interaction_id")]),
+    ("interaction_id a UUID wherever present, sponsored product included",
+     sp(interaction_id="click-1"), [err("must be a UUID", key=SP + "interaction_id")]),
     ("asset_type required for an asset event",
      enriched(event("ian.display.viewport_viewable_creative_asset", "display_banner",
                     asset_type=...)),
@@ -126,6 +133,19 @@ def test_document_error_rows(row: str, evt: dict[str, Any], expected: list[Any])
 @pytest.mark.parametrize(("name", "ad_type"), ALL_PAIRS)
 def test_one_valid_event_for_each_pair(name: str, ad_type: str) -> None:
     assert validate_event(enriched(event(name, ad_type))) == []
+
+
+@pytest.mark.parametrize("name", ["ian.sponsored_product.clicked",
+                                  "ian.sponsored_product.added_to_cart"])
+def test_sponsored_product_click_and_add_need_no_interaction_id(name: str) -> None:
+    # track doc: FeaturedProductEventProperties has no interaction_id field
+    assert validate_event(enriched(event(name, interaction_id=...))) == []
+
+
+@pytest.mark.parametrize("name", ["ian.display.viewport_1px_creative_item",
+                                  "ian.display.viewport_viewable_creative_item"])
+def test_item_impressions_need_no_interaction_id(name: str) -> None:
+    assert validate_event(video_item(name, interaction_id=...)) == []
 
 
 def test_errors_accumulate() -> None:

@@ -7,15 +7,16 @@ Connect endpoints (faults apply; all but the first need a valid bearer token):
     POST /v2/fulfillment/users/{user_id}/orders/delivery   document 002
     GET  /v2/fulfillment/users/{user_id}/orders/{order_id} document 003
 Admin API (no token, loopback):
-    GET  /_sandbox/seed             users, stores, catalog, holds (seed.json)
+    GET  /_sandbox/seed             users, stores, catalog, holds, limits, and how to meet
+                                    each row of document 002's error table (seed.json)
     GET  /_sandbox/received         ?kind=track|order_log|delivery&offset=&limit=
     GET  /_sandbox/stats            accepted, rejected, distinct ids, duplicates per kind
     GET|PUT /_sandbox/faults        error_rate, status, latency_ms, outage, retry_after_s,
-                                    drop_rate, seed
+                                    drop_rate, seed; try_later_s (create order: 2003)
     GET|POST /_sandbox/clock        {"advance_s": 600} moves order lifecycles (doc 004)
     GET|PUT /_sandbox/tokens        {"ttl": 2}: lifetime of tokens issued from now on
     POST /_sandbox/tokens/expire    revokes every token: the next call gets a 401
-    GET  /_sandbox/orders[/{id}]    orders in document 004's shape
+    GET  /_sandbox/orders[/{id}]    orders in document 004's shape (an order's `order_url`)
     POST /_sandbox/orders/{id}/cancel  {"reason": "shopper_driven"}
     POST /_sandbox/reset            forgets records, orders, clock; faults to start-up
 

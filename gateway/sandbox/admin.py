@@ -1,6 +1,6 @@
 """The admin API under `/_sandbox/`: seed, inspection, faults, clock, tokens, reset.
 
-No token: it is for tests and operators on loopback (DESIGN.md, "The sandbox").
+No token: it is for tests and operators on loopback (README, "The sandbox").
 Answers are plain JSON; mistakes get Instacart's error object like everything else.
 """
 

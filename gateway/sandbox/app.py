@@ -2,7 +2,7 @@
 
 `Sandbox.__init__` builds everything (routes, precomputed answers, seed tables);
 `__call__` only dispatches: match the route, inject faults on Connect calls,
-check the token, read the body, hand it to the handler (STYLE.md, rule 2).
+check the token, read the body, hand it to the handler (work once at construction, a thin hot path).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Sandbox:
         self.tokens = Tokens(client_id, client_secret, token_ttl)
         self.start_faults = faults or FaultConfig()
         self.faults = Faults(self.start_faults)
-        self.orders = Fulfillment(self.seed, self.clock, self.store)
+        self.orders = Fulfillment(self.seed, self.clock, self.store, self.faults)
         self.admin = Admin(self)
         self.exact, self.patterns = self.routes()
 

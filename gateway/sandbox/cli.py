@@ -1,7 +1,7 @@
 """`ian-gateway sandbox`: the factory, its flags and the server.
 
 Credentials come from `IAN_SANDBOX_CLIENT_ID` / `IAN_SANDBOX_CLIENT_SECRET`
-(DESIGN.md), defaults `sandbox-client` / `sandbox-secret`. Bad flags fail before
+(README, "The sandbox"), defaults `sandbox-client` / `sandbox-secret`. Bad flags fail before
 the port opens, naming the flag.
 """
 
@@ -29,7 +29,7 @@ def create_sandbox(client_id: str | None = None, client_secret: str | None = Non
     """A sandbox ASGI app. Credentials default to the environment, then to the defaults.
 
     `faults` takes the admin API's keys (`error_rate`, `status`, `latency_ms`, `outage`,
-    `retry_after_s`, `drop_rate`, `seed`); the app's `store`, `tokens`, `faults`,
+    `retry_after_s`, `drop_rate`, `seed`, `try_later_s`); the app's `store`, `tokens`, `faults`,
     `clock` and `orders` are its state, for in-process use. Past `max_records`
     accepted requests are still counted in the stats but no longer kept.
     """
@@ -62,6 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of Connect calls whose connection is closed unanswered")
     parser.add_argument("--fault-seed", type=int, default=None,
                         help="seed for the fault dice, for repeatable runs")
+    parser.add_argument("--try-later", type=float, default=0.0, dest="try_later_s",
+                        metavar="SECONDS",
+                        help="creating a delivery order answers 400 2003 'try again later' "
+                             "with this wait (document 002); 0: off")
     parser.add_argument("--max-records", type=int, default=MAX_RECORDS,
                         help="accepted requests kept for /_sandbox/received; later ones "
                              "are only counted (default 1000000)")
@@ -73,7 +77,7 @@ def faults_from(args: argparse.Namespace) -> dict[str, Any]:
     return {"error_rate": args.error_rate, "status": args.fault_status,
             "latency_ms": args.latency_ms, "outage": args.outage,
             "retry_after_s": args.retry_after_s, "drop_rate": args.drop_rate,
-            "seed": args.fault_seed}
+            "seed": args.fault_seed, "try_later_s": args.try_later_s}
 
 
 def run(args: argparse.Namespace) -> int:

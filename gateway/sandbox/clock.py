@@ -1,6 +1,7 @@
 """The sandbox clock: real time plus an offset that `POST /_sandbox/clock` advances.
 
-Order lifecycles and the order-log three-day rule read it, so tests move time
+Order lifecycles, the order-log three-day rule, holds that expire or whose window
+passes, and the pause between one user's orders read it, so tests move time
 instead of sleeping. Token expiry does not: the gateway refreshes on real time.
 """
 
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 class Clock:
     def __init__(self) -> None:
         self.offset = timedelta()
+        self.started = datetime.now(UTC)  # fixed-window holds and expiring holds count from it
 
     def now(self) -> datetime:
         return datetime.now(UTC) + self.offset
@@ -24,6 +26,7 @@ class Clock:
 
     def reset(self) -> None:
         self.offset = timedelta()
+        self.started = datetime.now(UTC)
 
 
 def iso(moment: datetime) -> str:

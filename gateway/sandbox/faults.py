@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from gateway.errors import error
-from gateway.sandbox.http import DROP, Response, error_response
+from gateway.sandbox.http import DROP, Response, error_response, errors_response
 from gateway.types import JSON
 
 
@@ -30,13 +30,21 @@ class FaultConfig:
     retry_after_s: float = 1.0  # Retry-After on 429 and 503
     drop_rate: float = 0.0  # share of Connect calls whose connection is closed unanswered
     seed: int | None = None  # seeds the dice, for repeatable tests
+    # doc 002, "Request could not be processed at this time": while > 0, creating a delivery
+    # order answers 400 2003 "try again later" with meta {"wait": "<this many seconds>"}
+    try_later_s: float = 0.0
 
     @property
     def active(self) -> bool:
         return bool(self.error_rate or self.latency_ms or self.outage or self.drop_rate)
 
     def as_json(self) -> JSON:
-        return asdict(self)
+        """The settings; `try_later_s` only when set, so the answer of a sandbox that does
+        not use it is the one it has always been."""
+        settings = asdict(self)
+        if not self.try_later_s:
+            del settings["try_later_s"]
+        return settings
 
     @classmethod
     def from_json(cls, payload: Any) -> FaultConfig:
@@ -59,7 +67,7 @@ class FaultConfig:
             value = getattr(self, name)
             if not is_number(value) or not 0 <= value <= 1:
                 raise FaultError(f"{name} must be a number from 0 to 1")
-        for name in ("latency_ms", "retry_after_s"):
+        for name in ("latency_ms", "retry_after_s", "try_later_s"):
             value = getattr(self, name)
             if not is_number(value) or value < 0:
                 raise FaultError(f"{name} must be a number >= 0")
@@ -79,10 +87,11 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+# doc 002: "Request could not be processed at this time" -> this message, code 2003.
+TRY_LATER = "The request could not be completed at this time, try again later."
 # Not in the documents: the bodies of injected failures, in Instacart's error form.
-# doc 002: "The request could not be completed at this time, try again later." (2003)
 MESSAGES = {
-    429: "The request could not be completed at this time, try again later.",
+    429: TRY_LATER,
     503: "Service Unavailable",
 }
 
@@ -93,6 +102,7 @@ class Faults:
     def __init__(self, config: FaultConfig | None = None) -> None:
         self.config = FaultConfig()
         self.failure = DROP
+        self.try_later: Response | None = None  # what creating a delivery order answers
         self.random = random.Random()
         self.set(config or FaultConfig())
 
@@ -101,6 +111,7 @@ class Faults:
         self.config = config
         self.random = random.Random(config.seed)
         self.failure = failure_response(config.status, config.retry_after_s)
+        self.try_later = try_later_response(config.try_later_s) if config.try_later_s else None
 
     async def inject(self) -> Response | None:
         """The answer a faulty upstream gives instead of handling the call, if any."""
@@ -118,13 +129,23 @@ class Faults:
         return None
 
 
+def try_later_response(wait_s: float) -> Response:
+    # doc 002: 400 "Request could not be processed at this time", meta {"wait":"30"}: a string
+    return errors_response([{"error": {"message": TRY_LATER, "error_code": 2003},
+                             "meta": {"wait": whole_seconds(wait_s)}}])
+
+
+def whole_seconds(seconds: float) -> str:
+    # RFC 9110: Retry-After is whole seconds; round up so a client never comes back early
+    return str(math.ceil(seconds))
+
+
 def failure_response(status: int, retry_after_s: float) -> Response:
     message = MESSAGES.get(status, "Internal Server Error" if status >= 500 else "Bad Request")
     body = error(message, 2003 if status == 429 else status)
     if status not in (429, 503):
         return error_response(status, body)
-    # RFC 9110: Retry-After is whole seconds; round up so a client never comes back early
-    wait = str(math.ceil(retry_after_s))
+    wait = whole_seconds(retry_after_s)
     if status == 429:
         body["meta"] = {"wait": wait}  # doc 002, code 2003: {"wait": "30"}
     return error_response(status, body, ((b"retry-after", wait.encode()),))

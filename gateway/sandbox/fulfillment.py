@@ -1,22 +1,26 @@
 """Create and get delivery orders: documents 002 and 003.
 
-Checks run in the order Instacart reports them: the user in the path, the shape of
-the request (9999), field rows (1001, all at once), the order id (1003), then the
-cart against the catalog (2006, 2007, 2000, 2012, limits, alcohol). Every message,
-code and meta is the row of document 002's error table that names it.
+Checks run in the order Instacart reports them: "try again later" (2003, a fault
+setting), the user in the path (1001, 403, 1002), the shape of the request (9999),
+field rows (1001, all at once), the order id (1003), the user's last order (2003),
+the hold's slot (1001), then the cart against the catalog (2006, 2007, 2000 or 2008,
+2012, limits, not deliverable, alcohol, medicine). Every message, code and meta is
+the row of document 002's error table that names it.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
 from gateway.errors import BLANK, error, invalid
 from gateway.sandbox.clock import Clock
+from gateway.sandbox.faults import Faults
 from gateway.sandbox.http import (
     Request,
     Response,
@@ -27,7 +31,7 @@ from gateway.sandbox.http import (
     malformed,
 )
 from gateway.sandbox.lifecycle import Line, Order
-from gateway.sandbox.seed import Seed, User
+from gateway.sandbox.seed import Hold, Product, Seed, User
 from gateway.sandbox.store import Store
 from gateway.types import JSON, Error
 
@@ -46,6 +50,20 @@ ORDER_IN_USE = errors_response([error("Order already in use.", 1003)])
 # doc 002: "Fails alcohol compliance check" -> 2001, no meta.
 ALCOHOL_REFUSED = errors_response([error(
     "Alcoholic items can not be added to this order. Please remove and retry.", 2001)])
+# doc 002: "Deactivated user account" -> 1002 {"key":"access_token"}.
+DEACTIVATED = errors_response([error("The user account was deactivated.", 1002, "access_token")])
+# doc 002: "Service option is no longer available" -> 1001 {"key":"service_option_id"}.
+SLOT_GONE = errors_response([invalid(
+    "The delivery time you selected is no longer available - please select another time",
+    "service_option_id")])
+# doc 002: "Alcohol outside of allowed time window" -> 2001 with upcs and items.
+ALCOHOL_WINDOW = ("State law restricts selling alcohol during the window you selected. Please "
+                  "change your delivery window to add alcohol.")
+# doc 002: "Another order created recently" -> 2003 {"wait":10,"retry":true}.
+RECENT_ORDER = ("Another order has been recently created for this user, please try again in "
+                "a little while.")
+# doc 002: "Insufficient items to meet order pass threshold" (2008).
+INSUFFICIENT = "Insufficient items to meet order pass threshold."
 
 
 def is_int(value: Any) -> bool:
@@ -143,14 +161,19 @@ def excess(amount: float) -> str:
 class Fulfillment:
     """The orders of one sandbox and the two fulfillment endpoints."""
 
-    def __init__(self, seed: Seed, clock: Clock, store: Store) -> None:
+    def __init__(self, seed: Seed, clock: Clock, store: Store, faults: Faults) -> None:
         self.seed = seed
         self.clock = clock
         self.store = store
+        self.faults = faults
         self.orders: dict[str, Order] = {}
+        self.last_order_at: dict[str, datetime] = {}  # by user, for `order_interval_s`
+        self.booked: Counter[int] = Counter()  # orders per hold, for its `capacity`
 
     def reset(self) -> None:
         self.orders = {}
+        self.last_order_at = {}
+        self.booked = Counter()
 
     def user(self, user_id: str) -> User | Response:
         user = self.seed.users.get(user_id)
@@ -179,14 +202,20 @@ class Fulfillment:
             return answer
         body, order = answer
         self.orders[order.id] = order
+        self.last_order_at[order.user_id] = order.created_at
+        self.booked[order.hold.id] += 1
         self.store.accept("delivery", body, request.raw_headers)
         return json_response(200, order.connect_view(self.clock.now(),
                                                      order_url(request, order.id)))
 
     def check_create(self, request: Request) -> tuple[JSON, Order] | Response:
+        if self.faults.try_later is not None:
+            return self.faults.try_later
         user = self.user(request.params["user_id"])
         if isinstance(user, Response):
             return user
+        if user.deactivated:
+            return DEACTIVATED
         body = json_body(request)
         if isinstance(body, Response):
             return body
@@ -197,6 +226,10 @@ class Fulfillment:
             return errors_response(errors)
         if body["order_id"] in self.orders:
             return ORDER_IN_USE
+        refused = self.too_soon(user) or self.slot_gone(self.seed.holds[
+            body["service_option_hold_id"]])
+        if refused is not None:
+            return refused
         lines = self.cart(body)
         if isinstance(lines, Response):
             return lines
@@ -230,7 +263,7 @@ class Fulfillment:
         hold = self.seed.holds.get(hold_id)
         if hold is None:
             return [invalid("Hold not found", "service_option_hold_id")]  # doc 002
-        if hold.expired:
+        if hold.is_expired(self.clock.started, self.clock.now()):
             # doc 002: "Expired ETA option hold"
             return [invalid("ETA option hold has expired.", "service_option_hold_id")]
         return []
@@ -246,6 +279,27 @@ class Fulfillment:
             return []
         # doc 002: "User and order without phone number" -> {"key":"user.phone_number"}
         return [invalid(BLANK, "user.phone_number")]
+
+    def too_soon(self, user: User) -> Response | None:
+        """doc 002, "Another order created recently": a user's orders `order_interval_s` apart."""
+        last = self.last_order_at.get(user.id)
+        if not user.order_interval_s or last is None:
+            return None
+        left = user.order_interval_s - (self.clock.now() - last).total_seconds()
+        if left <= 0:
+            return None
+        return errors_response([{"error": {"message": RECENT_ORDER, "error_code": 2003},
+                                 "meta": {"wait": math.ceil(left), "retry": True}}])
+
+    def slot_gone(self, hold: Hold) -> Response | None:
+        """doc 002, "Service option is no longer available": the slot is full, or its
+        window (fixed on the sandbox clock) has begun."""
+        if hold.capacity is not None and self.booked[hold.id] >= hold.capacity:
+            return SLOT_GONE
+        now = self.clock.now()
+        if hold.fixed_window and hold.window_start(self.clock.started, now) <= now:
+            return SLOT_GONE
+        return None
 
     def address_errors(self, address: JSON) -> list[Error]:
         line_1, postal_code = address.get("address_line_1"), address.get("postal_code")
@@ -291,28 +345,50 @@ class Fulfillment:
         return ("upc", product.upc) if product is not None else code_of(item)
 
     def not_found(self, items: list[JSON]) -> Response | None:
+        """doc 002: "Invalid items" (2000), or, when the items found fall short of the
+        order pass threshold, "Insufficient items to meet order pass threshold" (2008)."""
         missing = [code_of(e["item"]) for e in items if self.seed.find(e["item"]) is None]
         if not missing:
             return None
-        # doc 002: "Invalid items" -> "2 items not found." 2000 with upcs and items
         noun = "item" if len(missing) == 1 else "items"
+        message = f"{len(missing)} {noun} not found."
         meta: JSON = {"upcs": [code for kind, code in missing if kind == "upc"],
                       "items": [{f"item_{kind}": code} for kind, code in missing]}
         rrcs = [code for kind, code in missing if kind == "rrc"]
         if rrcs:
             meta["rrcs"] = rrcs
-        return errors_response([{"error": {"message": f"{len(missing)} {noun} not found.",
-                                           "error_code": 2000}, "meta": meta}])
+        threshold = self.pass_threshold(items, len(missing))
+        if threshold is not None:
+            return errors_response([{"error": {"message": f"{message} {INSUFFICIENT}",
+                                               "error_code": 2008},
+                                     "meta": {**meta, **threshold}}])
+        # doc 002: "Invalid items" -> "2 items not found." 2000 with upcs and items
+        return errors_response([{"error": {"message": message, "error_code": 2000},
+                                 "meta": meta}])
+
+    def pass_threshold(self, items: list[JSON], missing: int) -> JSON | None:
+        """The 2008 meta when some items were found but too few, or too cheap, to shop
+        the order; None when none were found (nothing to pass) or the threshold is met."""
+        found = [(p, entry) for entry in items if (p := self.seed.find(entry["item"]))]
+        if not found:
+            return None
+        limits = self.seed.limits
+        ratio = round(len(found) / (len(found) + missing), 2)
+        cost = round(sum(product.price_cents * ordered(product, entry) for product, entry in found))
+        if ratio >= limits.min_item_found_ratio and cost >= limits.min_total_cost_cents:
+            return None
+        return {"error_name": "InsufficientItemsError", "item_found_ratio": ratio,
+                "min_item_found_ratio": limits.min_item_found_ratio,
+                "total_cost_cents": cost, "min_total_cost_cents": limits.min_total_cost_cents}
 
     def line(self, entry: JSON) -> Line:
         product = self.seed.find(entry["item"])
         assert product is not None  # not_found ran first
-        quantity = entry.get("weight") if product.by_weight else entry.get("count")
         # doc 002: users_choice is the default with replacement_items, shoppers_choice otherwise
         replacements = [p for r in entry.get("replacement_items") or []
                         if isinstance(r, dict) and (p := self.seed.find(r)) is not None]
         default = "users_choice" if entry.get("replacement_items") else "shoppers_choice"
-        return Line(str(entry["line_num"]), product, quantity or 0,
+        return Line(str(entry["line_num"]), product, ordered(product, entry),
                     entry.get("replacement_policy") or default, replacements,
                     entry.get("metadata"))
 
@@ -330,7 +406,8 @@ class Fulfillment:
                 "The total weight of items in your cart exceeds our maximum limit for a single "
                 f"delivery. Please remove {excess(weight - limits.max_weight_lb)} lb from your "
                 "cart to continue.", 2027)])
-        return None
+        return too_bulky(lines, limits.max_bulky_items) or too_much_beverage(
+            lines, limits.max_beverage_lb)
 
     def alcohol(self, lines: list[Line], items: list[JSON], body: JSON) -> Response | None:
         upcs = [{"item_upc": line.product.upc} for line in lines if line.product.alcohol]
@@ -350,6 +427,11 @@ class Fulfillment:
                 "error": {"message": "Cannot deliver alcohol to this zip code.",
                           "error_code": 1001},
                 "meta": {"items": upcs, "key": "zip_code"}}])
+        if self.seed.holds[body["service_option_hold_id"]].alcohol_restricted:
+            # doc 002: "Alcohol outside of allowed time window" 2001 {"upcs", "items"}
+            return errors_response([{
+                "error": {"message": ALCOHOL_WINDOW, "error_code": 2001},
+                "meta": {"upcs": [item["item_upc"] for item in upcs], "items": upcs}}])
         return None
 
     def otc(self, lines: list[Line], items: list[JSON], body: JSON) -> Response | None:
@@ -372,9 +454,10 @@ class Fulfillment:
         assert store is not None  # store_errors ran first
         plus = bool(body.get("applied_instacartplus") or body.get("applied_express"))
         locale = body.get("locale") if isinstance(body.get("locale"), str) else "en-US"
+        now, hold = self.clock.now(), self.seed.holds[body["service_option_hold_id"]]
         return Order(
-            id=body["order_id"], user_id=user.id, created_at=self.clock.now(),
-            hold=self.seed.holds[body["service_option_hold_id"]], store=store,
+            id=body["order_id"], user_id=user.id, created_at=now, hold=hold,
+            window_starts_at=hold.window_start(self.clock.started, now), store=store,
             address=body["address"], lines=lines, seed=self.seed,
             # doc 003: locale "in POSIX format. Example: en_US"; doc 002 takes IETF en-US
             locale=str(locale).replace("-", "_"), instacartplus=plus,
@@ -410,6 +493,33 @@ def wrong_quantity(lines: list[Line], items: list[JSON], body: JSON) -> Response
                 "error": {"message": message + "weight", "error_code": 2012},
                 "meta": {"upc": code, "item_code": code, "expected_param": "weight"}}])
     return None
+
+
+def ordered(product: Product, entry: JSON) -> float:
+    """The count, or for a product sold by weight the weight, an items[] entry asks for."""
+    quantity = entry.get("weight") if product.by_weight else entry.get("count")
+    return quantity or 0  # as sent: a count stays an integer in the answer
+
+
+def too_bulky(lines: list[Line], maximum: int) -> Response | None:
+    count = sum(line.quantity for line in lines if line.product.bulky)
+    if count <= maximum:
+        return None
+    return errors_response([error(  # doc 002: "Too many big and bulky items" 2023
+        "The number of big and bulky items in your cart exceeds our maximum limit for a "
+        f"single delivery. Please remove {excess(count - maximum)} such items from your cart "
+        "to continue.", 2023)])
+
+
+def too_much_beverage(lines: list[Line], maximum: float) -> Response | None:
+    weight = sum(line.quantity * (1 if line.product.by_weight else line.product.unit_weight_lb)
+                 for line in lines if line.product.beverage)
+    if weight <= maximum:
+        return None
+    return errors_response([error(  # doc 002: "Too much beverage" 2026, "20lb" unspaced
+        "The weight of beverages in your cart exceeds our maximum limit for a single "
+        f"delivery. Please remove {excess(weight - maximum)}lb of beverages from your cart to "
+        "continue.", 2026)])
 
 
 def undeliverable(lines: list[Line], items: list[JSON], body: JSON) -> Response | None:

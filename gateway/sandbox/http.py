@@ -1,7 +1,7 @@
 """The sandbox's small HTTP layer over raw ASGI: one request in, one response out.
 
 Starlette's `Request`/`Response` cost more than the track endpoint's whole job, so the
-sandbox reads the body and writes precomputed header tuples itself (STYLE.md, rule 3).
+sandbox reads the body and writes precomputed header tuples itself.
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ class Order:
     user_id: str
     created_at: datetime  # on the sandbox clock
     hold: Hold
+    window_starts_at: datetime
     store: Store
     address: JSON
     lines: list[Line]
@@ -92,7 +93,7 @@ class Order:
 
     @property
     def window(self) -> tuple[datetime, datetime]:
-        starts = self.created_at + timedelta(seconds=self.hold.starts_in_s)
+        starts = self.window_starts_at
         return starts, starts + timedelta(seconds=self.hold.window_s)
 
     def bag_count(self) -> int:

@@ -1,15 +1,13 @@
 // Identifiers: UUID v4 for event_id, interaction_id and page_view_id.
 
-// crypto.randomUUID exists only in secure contexts (https, localhost); a storefront
-// served over plain http still has getRandomValues.
+// crypto.randomUUID exists only in secure contexts (https, localhost); a storefront served
+// over plain http still has getRandomValues: each 0, 1 and 8 of the template becomes a random
+// hex digit, keeping the version (4) and the RFC 4122 variant bits (8, 9, a or b).
 export function uuid(c = globalThis.crypto) {
-  if (c.randomUUID) return c.randomUUID()
-  const b = c.getRandomValues(new Uint8Array(16))
-  b[6] = (b[6] & 15) | 64 // version 4
-  b[8] = (b[8] & 63) | 128 // RFC 4122 variant
-  return Array.from(b, (x) => (x + 256).toString(16).slice(1))
-    .join('')
-    .replace(/(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-')
+  return c.randomUUID
+    ? c.randomUUID()
+    : '10000000-1000-4000-8000-100000000000'.replace(/[018]/g, (d) =>
+      (d ^ (c.getRandomValues(new Uint8Array(1))[0] & (15 >> (d / 4)))).toString(16))
 }
 
 // track doc: sent_at is ISO 8601 with the time zone designator, e.g. 2022-12-03T10:15:30+08:00.

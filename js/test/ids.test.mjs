@@ -22,7 +22,7 @@ test('uuid fallback sets the version and variant bits whatever the random bytes'
   for (const byte of [0, 255]) {
     assert.match(uuid({ getRandomValues: (a) => a.fill(byte) }), UUID_V4)
   }
-  assert.equal(uuid({ getRandomValues: (a) => a.fill(0) }), '00000000-0000-4000-8000-000000000000')
+  assert.equal(uuid({ getRandomValues: (a) => a.fill(0) }), '10000000-1000-4000-8000-100000000000')
 })
 
 const ISO_OFFSET = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$/

@@ -8,6 +8,7 @@ received after the snippet, the gateway's intake, spool and forwarder.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Process, free_port
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -54,13 +55,18 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 
 @pytest.fixture(scope="package")
-def browser() -> Iterator[Browser]:
+def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+        yield p
+
+
+@pytest.fixture(scope="package")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    try:
+        yield chromium
+    finally:
+        chromium.close()
 
 
 @pytest.fixture
@@ -95,10 +101,14 @@ def sync(demo: Demo, page: Page, timeout: float = 15.0) -> list[dict[str, Any]]:
     page.evaluate("new Promise(r => requestAnimationFrame(() => r()))")
     page.evaluate("ian.flush()")
     sent = page.evaluate("window.sent.map(e => Object.values(e.data)[0].event_id)")
-    return wait_for_ids(demo, sent, timeout)
+    return wait_for_ids(demo, sent, timeout, page)
 
 
-def wait_for_ids(demo: Demo, ids: list[str], timeout: float = 15.0) -> list[dict[str, Any]]:
+def wait_for_ids(demo: Demo, ids: list[str], timeout: float = 15.0,
+                 page: Page | None = None) -> list[dict[str, Any]]:
+    """The events of ids as the sandbox received them, once it has them all. With a page, the
+    wait lets Playwright run that page's route handlers meanwhile (the sync API runs them
+    only inside its own calls)."""
     deadline = time.monotonic() + timeout
     while True:
         by_id = {event_id(e): e for e in demo.received()}
@@ -107,7 +117,10 @@ def wait_for_ids(demo: Demo, ids: list[str], timeout: float = 15.0) -> list[dict
         if time.monotonic() > deadline:
             missing = [i for i in ids if i not in by_id]
             raise AssertionError(f"the sandbox never received {len(missing)} of {len(ids)} events")
-        time.sleep(0.1)
+        if page is None:
+            time.sleep(0.1)
+        else:
+            page.wait_for_timeout(100)
 
 
 def names(events: list[dict[str, Any]], tracking_id: str) -> list[str]:
@@ -117,3 +130,52 @@ def names(events: list[dict[str, Any]], tracking_id: str) -> list[str]:
 
 def scroll(page: Page, y: int) -> None:
     page.evaluate("y => window.scrollTo(0, y)", y)
+
+
+def tid(label: str) -> str:
+    return f"{label}-{uuid.uuid4().hex[:8]}"
+
+
+def lab(page: Page, demo: Demo, query: str = "") -> None:
+    page.goto(f"{demo.url}/demo/lab.html{query}")
+    page.wait_for_function("window.ian !== undefined")
+
+
+def product(page: Page, tracking_id: str, top: int = 1000, left: int = 0,
+            html: str = "", **box: int) -> None:
+    attrs = {"ad": "sponsored_product", "tracking-id": tracking_id, "product-id": "1234",
+             "display-position": "1", "page": "1"}
+    page.evaluate("([a, b, h]) => { lab.ad(a, b, h) }",
+                  [attrs, {"top": top, "left": left, **box}, html])
+
+
+# What the snippet sent, in window.sent, on any page of a context (lab.js does the same for
+# the lab page): the `ian:sent` event carries each body that leaves by fetch.
+COLLECT_SENT = """
+window.sent = []
+document.addEventListener('ian:sent', (e) => window.sent.push(...JSON.parse(e.detail).events))
+"""
+# The events this origin's snippet keeps in localStorage until the gateway has taken them.
+STORED_IDS = """Object.keys(localStorage).filter((k) => k.startsWith('ian.'))
+  .flatMap((k) => JSON.parse(localStorage.getItem(k)))
+  .map((e) => Object.values(e.data)[0].event_id)"""
+
+
+def sent_ids(page: Page) -> list[str]:
+    return list(page.evaluate("window.sent.map(e => Object.values(e.data)[0].event_id)"))
+
+
+def wait_sent(page: Page, tracking_id: str, event: str, count: int = 1) -> None:
+    """Waits until the page has sent `count` events named `event` for the ad `tracking_id`."""
+    page.wait_for_function(
+        """([t, n, c]) => window.sent.filter((e) => e.event == n
+             && Object.values(e.data)[0].object_tracking_id == t).length >= c""",
+        arg=[tracking_id, event, count])
+
+
+def received_once(demo: Demo, ids: list[str], page: Page | None = None) -> None:
+    """Each of ids reached the sandbox exactly once (page: as in wait_for_ids)."""
+    wait_for_ids(demo, ids, page=page)
+    seen = [event_id(e) for e in demo.received()]
+    assert {i: seen.count(i) for i in ids} == dict.fromkeys(ids, 1)
+

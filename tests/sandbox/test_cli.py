@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from gateway.sandbox import add_arguments, run
+from gateway.sandbox.cli import faults_from
 
 from .bodies import CREDENTIALS, token, track_event
 
@@ -51,3 +52,11 @@ def test_defaults_and_bad_flags() -> None:
     args = parser.parse_args([])
     assert (args.host, args.port) == ("127.0.0.1", 8081)
     assert run(parser.parse_args(["--error-rate", "1.5"])) == 2
+
+
+def test_try_later_flag_sets_the_fault() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert faults_from(parser.parse_args([]))["try_later_s"] == 0
+    assert faults_from(parser.parse_args(["--try-later", "30"]))["try_later_s"] == 30
+    assert run(parser.parse_args(["--try-later", "-1"])) == 2

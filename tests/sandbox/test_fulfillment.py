@@ -318,3 +318,100 @@ async def test_an_adult_can_order_alcohol_and_medicine(client: httpx.AsyncClient
         {"line_num": "1", "count": 1, "item": {"upc": "928473737373"}},
         {"line_num": "2", "count": 1, "item": {"rrc": "0900-00002"}}])
     assert (await create(client, body)).status_code == 200
+
+
+def no_longer_available() -> dict[str, Any]:
+    # doc 002: "Service option is no longer available"
+    return {"errors": [err("The delivery time you selected is no longer available - please "
+                           "select another time", key="service_option_id")]}
+
+
+async def test_a_fixed_window_hold_is_gone_once_its_window_begins(
+        client: httpx.AsyncClient) -> None:
+    first = await create(client, order(order_id="a", service_option_hold_id=105))
+    assert first.status_code == 200
+    await client.post("/_sandbox/clock", json={"advance_s": 300})
+    second = await create(client, order(order_id="b", service_option_hold_id=105), "user-2")
+    assert second.status_code == 200
+    # the window is the hold's, fixed on the sandbox clock, not re-anchored at each order
+    windows = {answer.json()["fulfillment_details"]["window_starts_at"]
+               for answer in (first, second)}
+    assert len(windows) == 1
+    await client.post("/_sandbox/clock", json={"advance_s": 600})
+    late = await create(client, order(order_id="c", service_option_hold_id=105))
+    assert (late.status_code, late.json()) == (400, no_longer_available())
+    await client.post("/_sandbox/reset")  # the sandbox starts again: so does the hold
+    assert (await create(client, order(service_option_hold_id=105))).status_code == 200
+
+
+async def test_a_hold_expires_on_the_sandbox_clock(client: httpx.AsyncClient) -> None:
+    assert (await create(client, order(order_id="a", service_option_hold_id=106))).status_code \
+        == 200
+    await client.post("/_sandbox/clock", json={"advance_s": 600})
+    late = await create(client, order(order_id="b", service_option_hold_id=106))
+    assert late.json() == {"errors": [err("ETA option hold has expired.",
+                                          key="service_option_hold_id")]}
+
+
+async def test_a_full_hold_takes_no_more_orders_until_reset(client: httpx.AsyncClient) -> None:
+    assert (await create(client, order(order_id="a", service_option_hold_id=104))).status_code \
+        == 200
+    full = await create(client, order(order_id="b", service_option_hold_id=104), "user-2")
+    assert full.json() == no_longer_available()
+    await client.post("/_sandbox/reset")
+    assert (await create(client, order(order_id="b", service_option_hold_id=104))).status_code \
+        == 200
+
+
+async def test_the_pause_between_one_users_orders_runs_on_the_sandbox_clock(
+        client: httpx.AsyncClient) -> None:
+    assert (await create(client, order(order_id="a"), "user-busy")).status_code == 200
+    assert (await create(client, order(order_id="b"), "user-1")).status_code == 200  # others not
+    await client.post("/_sandbox/clock", json={"advance_s": 4})
+    again = (await create(client, order(order_id="c"), "user-busy")).json()
+    assert again["errors"][0]["meta"] == {"wait": 6, "retry": True}
+    await client.post("/_sandbox/clock", json={"advance_s": 6})
+    assert (await create(client, order(order_id="c"), "user-busy")).status_code == 200
+
+
+async def test_unknown_items_above_the_pass_threshold_are_still_not_found(
+        client: httpx.AsyncClient) -> None:
+    # 4 of 5 lines found (0.8) worth over min_total_cost_cents: the threshold is met, so 2000
+    codes = ["987665788999", "123456789012", "0001234567892"]
+    items: list[dict[str, Any]] = [{"line_num": str(n), "count": 1, "item": {"upc": code}}
+                                   for n, code in enumerate(codes)]
+    items[0]["count"] = 4
+    items.append({"line_num": "3", "weight": 1, "item": {"upc": "204000000001"}})
+    items.append({"line_num": "9", "count": 1, "item": {"rrc": "no-such-rrc"}})
+    answer = (await create(client, order(items=items))).json()
+    assert answer == {"errors": [err("1 item not found.", 2000, upcs=[],
+                                     items=[{"item_rrc": "no-such-rrc"}], rrcs=["no-such-rrc"])]}
+    items[0]["count"] = 1  # now worth less than min_total_cost_cents: 2008
+    meta = (await create(client, order(items=items))).json()["errors"][0]["meta"]
+    assert (meta["item_found_ratio"], meta["total_cost_cents"]) == (0.8, 899 + 449 + 500 + 69)
+
+
+async def test_try_later_answers_every_create_until_turned_off(
+        client: httpx.AsyncClient) -> None:
+    faults = (await client.put("/_sandbox/faults", json={"try_later_s": 2.5})).json()
+    assert faults["try_later_s"] == 2.5
+    busy = await create(client, order())
+    assert busy.json()["errors"][0]["meta"] == {"wait": "3"}  # whole seconds, rounded up
+    assert (await client.get("/v2/fulfillment/users/user-1/orders/x")).status_code == 404
+    await client.put("/_sandbox/faults", json={})
+    assert "try_later_s" not in (await client.get("/_sandbox/faults")).json()
+    assert (await create(client, order())).status_code == 200
+
+
+async def test_limits_count_beverages_by_weight_and_bulky_items_by_unit(
+        client: httpx.AsyncClient) -> None:
+    # 6 waters (60 lb) and 2 chairs: at both limits, not over them
+    ok = order(items=[{"line_num": "1", "count": 6, "item": {"upc": "123456789026"}},
+                      {"line_num": "2", "count": 2, "item": {"upc": "071121960001"}}])
+    assert (await create(client, ok)).status_code == 200
+    milk = order(order_id="order-2", items=[
+        {"line_num": "1", "count": 6, "item": {"upc": "123456789026"}},
+        {"line_num": "2", "count": 1, "item": {"upc": "123456789012"}}])
+    answer = (await create(client, milk)).json()["errors"][0]["error"]
+    assert answer["error_code"] == 2026
+    assert "Please remove 8.6lb of beverages" in answer["message"]
