@@ -31,6 +31,7 @@ from gateway.forward import Forwarder
 from gateway.intake import Intake
 from gateway.logs import RequestId, configure_logging
 from gateway.metrics import CONTENT_TYPE, Metrics
+from gateway.openapi import OpenAPI
 from gateway.order_intake import OrderIntake
 from gateway.ratelimit import RateLimit
 from gateway.request_timeout import STATE_KEY, RequestDeadline
@@ -108,6 +109,7 @@ class Gateway:
             Route("/ian.{version}.js", self.snippet.versioned, methods=["GET", "HEAD"]),
             Route("/status", self.status.page, methods=["GET"]),
             Route("/status.json", self.status.json, methods=["GET"]),
+            Route("/openapi.json", OpenAPI().document, methods=["GET"]),
             # every method: OrderIntake answers the others 405 with the error object
             Route("/v1/orders", OrderIntake(p.settings, p.dedupe, p.spool, p.metrics)),
         ]

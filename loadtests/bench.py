@@ -52,7 +52,7 @@ from bench_procs import Procs, free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-TOOLS = {"nginx": "nginx-light", "wrk": "wrk"}  # command -> Debian package
+TOOLS = {"nginx": "nginx", "wrk": "wrk"}  # command -> Debian package
 ECHO_PACKAGE = "libnginx-mod-http-echo"  # the field stub's echo_sleep
 SECTIONS = ("loopback", "field")
 FIELD_IN_FLIGHT = 512  # the bare loops' requests in flight against the field stub
