@@ -28,6 +28,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from gateway.spool import KINDS
+
 if TYPE_CHECKING:
     from gateway.limiter import Limiter
 
@@ -72,6 +74,8 @@ class Metrics:
         self.redirects = Counter(
             "ian_upstream_redirects", "Upstream 3xx answers: never followed, the record is "
             "retried (IAN_UPSTREAM_URL is likely wrong)", ["kind"], registry=r)
+        for kind in KINDS:  # exported at 0 from the start: the redirect alert sees the first
+            self.child(self.redirects, kind)
         # The forwarder's adaptive in-flight limit (gateway/limiter.py), set once per round.
         # Summed over the workers: together they may have this many requests in flight.
         self.forward_limit = Gauge(

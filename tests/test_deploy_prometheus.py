@@ -40,7 +40,7 @@ def promtool(*args: str) -> str:
 
 
 def test_promtool_checks_the_rules() -> None:
-    assert "SUCCESS: 18 rules found" in promtool("check", "rules", RULES.name)
+    assert "SUCCESS: 19 rules found" in promtool("check", "rules", RULES.name)
 
 
 def test_promtool_unit_tests_the_rules() -> None:
@@ -145,7 +145,7 @@ def test_prometheus_reads_every_workers_events_and_loads_the_rules(
     # and the rules load in the real server, every one evaluated without error
     answer = httpx.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()
     rules = [rule for group in answer["data"]["groups"] for rule in group["rules"]]
-    assert len(rules) == 18
+    assert len(rules) == 19
     assert all(rule["health"] != "err" for rule in rules), rules
 
 
