@@ -15,6 +15,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import urllib.parse
 from collections.abc import Callable, Iterator
 
 from gateway import __version__, deadletters, demo, order_import, sandbox, snippet
@@ -110,10 +111,25 @@ def run_config(args: argparse.Namespace) -> int:
         print(markdown_table())
         return 0
     settings = Settings.from_env(os.environ)
-    secret = {"access_token", "client_secret", "orders_api_keys"}
     for name, value in vars(settings).items():
-        print(f"{name} = {'***' if value and name in secret else value!r}")
+        print(f"{name} = {shown(name, value)}")
     return 0
+
+
+SECRETS = frozenset({"access_token", "client_secret", "orders_api_keys"})
+
+
+def shown(name: str, value: object) -> str:
+    """A setting as `config` prints it: secrets, and the password of a URL
+    (`redis://:pw@host`, `http://user:pw@proxy:3128`), as ***."""
+    if value and name in SECRETS:
+        return "'***'"
+    if isinstance(value, str) and "@" in value:
+        parts = urllib.parse.urlsplit(value)
+        if parts.password:
+            hidden = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+            return repr(parts._replace(netloc=hidden).geturl())
+    return repr(value)
 
 
 Command = tuple[str, str, Callable[[argparse.ArgumentParser], None],

@@ -106,3 +106,17 @@ def test_spool_lease_must_outlast_an_upstream_request() -> None:
         Settings.from_env({"IAN_SPOOL_LEASE": "10", "IAN_UPSTREAM_TIMEOUT": "10"})
     settings = Settings.from_env({"IAN_SPOOL_LEASE": "11", "IAN_UPSTREAM_TIMEOUT": "10"})
     assert settings.spool_lease == 11
+
+
+def test_config_hides_secrets_and_url_passwords(capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IAN_CLIENT_SECRET", "s3cret-value")
+    monkeypatch.setenv("HTTPS_PROXY", "http://egress:pr0xy-pw@proxy.internal:3128")
+    monkeypatch.setenv("IAN_SPOOL", "redis://:r3dis-pw@redis.internal:6379/0")
+    assert main(["config"]) == 0
+    printed = capsys.readouterr().out
+    for secret in ("s3cret-value", "pr0xy-pw", "r3dis-pw"):
+        assert secret not in printed
+    assert "https_proxy = 'http://egress:***@proxy.internal:3128'" in printed
+    assert "spool = 'redis://:***@redis.internal:6379/0'" in printed
+    assert "client_secret = '***'" in printed
