@@ -7,6 +7,7 @@ received after the snippet, the gateway's intake, spool and forwarder.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Process, free_port
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -69,11 +70,9 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
         chromium.close()
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    # The storefront's CSP forbids eval, which Playwright's string predicates use;
-    # test_demo.py checks the CSP itself in a context of its own.
-    context = browser.new_context(viewport=VIEWPORT, bypass_csp=True)  # type: ignore[arg-type]
+@contextlib.contextmanager
+def tab_of(context: BrowserContext) -> Iterator[Page]:
+    """A tab of `context` that fails the test on any uncaught page error; closes the context."""
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -82,6 +81,14 @@ def page(browser: Browser) -> Iterator[Page]:
     finally:
         context.close()
     assert not errors, errors
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    # The storefront's CSP forbids eval, which Playwright's string predicates use;
+    # test_demo.py checks the CSP itself in a context of its own.
+    with tab_of(browser.new_context(viewport=VIEWPORT, bypass_csp=True)) as tab:  # type: ignore[arg-type]
+        yield tab
 
 
 def event_id(event: dict[str, Any]) -> str:

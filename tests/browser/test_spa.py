@@ -16,7 +16,17 @@ import pytest
 from conftest import ROOT
 from playwright.sync_api import Browser, Page, Route
 
-from .conftest import COLLECT_SENT, VIEWPORT, Demo, data_of, names, received_once, sync, wait_sent
+from .conftest import (
+    COLLECT_SENT,
+    VIEWPORT,
+    Demo,
+    data_of,
+    names,
+    received_once,
+    sync,
+    tab_of,
+    wait_sent,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -50,14 +60,8 @@ def shop(browser: Browser, demo: Demo, storefront: Path) -> Iterator[Page]:
         route.fulfill(body=(storefront / name).read_bytes(), content_type=kind)
 
     context.route(lambda url: url.startswith(demo.url + "/shop/"), serve)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
+    with tab_of(context) as tab:
         yield tab
-    finally:
-        context.close()
-    assert not errors, errors
 
 
 def open_shop(page: Page, demo: Demo, path: str = "/shop/") -> None:

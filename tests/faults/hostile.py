@@ -10,10 +10,12 @@ time it sees an event_id on `POST /v2/ian/track` it answers with its `behaviour`
   whose body is noise and not UTF-8 (not retryable: a dead letter);
 - `huge`: a 503 with a 16 MiB body;
 - `reset`: reads the request, then resets the connection (RST);
-- `stall`: reads the request and answers nothing for `STALL_S` seconds; only the first
-  `STALL_EPISODE` events meet it (an episode: enough in a row for the forwarder to take
-  the upstream as down and probe it, gateway/forward.py TRIP, without one slow probe
-  per event of the test).
+- `stall`: reads the request and answers nothing for `STALL_S` seconds.
+
+`huge`, `reset` and `stall` are episodes: only the first `EPISODE` events meet them, enough
+failures in a row for the forwarder to take the upstream as down and probe it one
+record at a time (gateway/forward.py, TRIP). Were every new event to fail once, each
+probe would pick a new one and fail, and the test would wait out one probe per event.
 
 Every other request (that event_id again, the OAuth token) is relayed to the
 real sandbox and its answer relayed back, so what the gateway takes as delivered
@@ -38,7 +40,8 @@ import orjson
 BEHAVIOURS = ("redirect_301", "redirect_307", "garbage", "huge", "reset", "stall")
 TRACK = "/v2/ian/track"
 STALL_S = 8.0  # longer than the tests' IAN_UPSTREAM_TIMEOUT: the gateway gives up first
-STALL_EPISODE = 15  # more than forward.TRIP (10) failures in a row
+EPISODE = 15  # more than forward.TRIP (10) failures in a row
+EPISODES = frozenset({"huge", "reset", "stall"})  # the retryable failures
 HUGE = 16 * 1024 * 1024
 
 
@@ -163,7 +166,7 @@ class HostileUpstream(Server):
         self.sandbox_url = sandbox_url
         self.elsewhere_url = elsewhere_url
         self.tally = Tally()
-        self.episode = STALL_EPISODE if behaviour == "stall" else None  # hostile answers, at most
+        self.episode = EPISODE if behaviour in EPISODES else None  # hostile answers, at most
         self._rng = random.Random(16)
         self._relay: httpx.AsyncClient | None = None
 

@@ -106,7 +106,7 @@ def test_a_hostile_upstream_loses_nothing_and_nothing_goes_elsewhere(
              dead_lettered=len(dead), hostile_answers=double.tally.hostile[double.behaviour],
              relayed=double.tally.relayed, elsewhere=len(elsewhere.received),
              settled_s=round(took, 1))
-    # every event met the behaviour once, or the first of them for a stall's episode
+    # every event met the behaviour once, or the first of them for an episode
     assert double.tally.seen <= accepted
     assert len(double.tally.seen) == min(len(accepted), double.episode or len(accepted))
     assert elsewhere.received == []  # nothing left for a host nobody configured
