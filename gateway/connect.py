@@ -160,7 +160,6 @@ class Connect:
         self._settings = settings
         self._base = settings.upstream_url.rstrip("/")
         self._urls = {path: self._base + path for path in (*PATHS.values(), TOKEN_PATH)}
-        self._timeout = settings.upstream_timeout
         self._connections = max(1, math.ceil(settings.forward_concurrency
                                              / STREAMS_PER_CONNECTION))
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -214,7 +213,8 @@ class Connect:
             response = await request.build().send()
             answer = await response.bytes()
         except RequestTimeoutError:
-            return Answer(0, f"TimeoutError: no answer within {self._timeout:g} s")
+            timeout = self._settings.upstream_timeout
+            return Answer(0, f"TimeoutError: no answer within {timeout:g} s")
         except (PyreqwestError, OSError) as exc:
             return Answer(0, f"{type(exc).__name__}: {exc}")
         status = response.status

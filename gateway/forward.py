@@ -91,7 +91,6 @@ class Forwarder:
     def __init__(self, spool: Spool, connect: Connect, concurrency: int, metrics: Metrics) -> None:
         self._spool = spool
         self._connect = connect
-        self._concurrency = concurrency
         self.limiter = Limiter(concurrency, on_round=metrics.observe_limiter)
         metrics.observe_limiter(self.limiter)  # the starting limit, before the first round
         self._metrics = metrics
@@ -118,7 +117,7 @@ class Forwarder:
 
     def start(self) -> None:
         self._workers = [asyncio.create_task(self._work(), name=f"forwarder-{i}")
-                         for i in range(self._concurrency)]
+                         for i in range(self.limiter.ceiling)]
         self._task = asyncio.create_task(self._run(), name="forwarder")
 
     async def stop(self, drain_timeout: float = 10.0) -> None:
