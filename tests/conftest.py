@@ -140,14 +140,21 @@ def http() -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture
-def upstream() -> Iterator[Any]:
-    """A recording, scriptable Connect stand-in over real HTTP (tests/upstream.py)."""
+@contextmanager
+def recording_upstream(**tls: Any) -> Iterator[Any]:
+    """A recording, scriptable Connect stand-in over real HTTP (tests/upstream.py), its
+    `url` set; `tls`: thread_server's certificate arguments for HTTPS."""
     from upstream import Upstream
 
     recorder = Upstream()
-    with thread_server(recorder) as server:
+    with thread_server(recorder, **tls) as server:
         recorder.url = server.url
+        yield recorder
+
+
+@pytest.fixture
+def upstream() -> Iterator[Any]:
+    with recording_upstream() as recorder:
         yield recorder
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ROOT, free_port, thread_server, wait_for_port
+from conftest import ROOT, free_port, recording_upstream, wait_for_port
 from factories import event, event_id
 from test_forward import TRACK, send
 from upstream import Upstream
@@ -40,18 +40,14 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> throwaway_ca.Tls:
 @pytest.fixture
 def tls_upstream(tls: throwaway_ca.Tls) -> Iterator[Upstream]:
     """The recording upstream over HTTPS, with a certificate of the throwaway CA."""
-    recorder = Upstream()
-    with thread_server(recorder, ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key)) as server:
-        recorder.url = server.url
+    with recording_upstream(ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key)) as recorder:
         yield recorder
 
 
 @pytest.fixture
 def elsewhere() -> Iterator[Upstream]:
     """Another server, where a redirect points: nothing may ever reach it."""
-    recorder = Upstream()
-    with thread_server(recorder) as server:
-        recorder.url = server.url
+    with recording_upstream() as recorder:
         yield recorder
 
 
