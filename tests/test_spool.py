@@ -54,11 +54,15 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def spools(backend: str, tmp_path: Path, request: pytest.FixtureRequest,
-                 ) -> AsyncIterator[OpenSpool]:
+async def spools(
+    backend: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[OpenSpool]:
     """Open (and start) a spool of `backend`; every opening in one test shares its storage."""
-    where = (request.getfixturevalue("redis_url") if backend == "redis"
-             else str(tmp_path / "spool.db"))
+    where = (
+        request.getfixturevalue("redis_url") if backend == "redis" else str(tmp_path / "spool.db")
+    )
     prefix = f"test:{uuid.uuid4().hex}:"
     opened: list[Spool] = []
 
@@ -103,7 +107,8 @@ async def test_concurrent_puts_store_a_shared_key_once(spools: OpenSpool) -> Non
 
 
 async def test_two_instances_on_one_storage_store_each_key_once(
-        spools: OpenSpool, backend: str) -> None:
+    spools: OpenSpool, backend: str
+) -> None:
     """Processes of one machine (sqlite) or instances sharing a Redis dedupe each other."""
     if backend == "memory":
         pytest.skip("memory: one process's alone, by design")
@@ -177,8 +182,7 @@ async def test_retry_is_due_after_the_delay_with_one_more_attempt(spools: OpenSp
     assert again.attempts == 1
 
 
-async def test_expedite_makes_waiting_retries_due_but_not_leased_records(
-        spools: OpenSpool) -> None:
+async def test_expedite_makes_waiting_retries_due_but_not_leased_records(spools: OpenSpool) -> None:
     spool = await spools()
     await spool.put(records(3))
     first, second, third = sorted(await spool.claim(10, wait=0), key=lambda c: c.record.key)
@@ -324,17 +328,23 @@ import asyncio, json, os, sys
 from gateway.spool.keys import KnownKeys
 from gateway.spool.sqlite import SqliteSpool
 
-async def main(path, go):
+async def until(path):
+    while not os.path.exists(path):
+        await asyncio.sleep(0.005)
+
+async def main(path, go, me, other):
     spool = SqliteSpool(path, 1_000_000, 60)
     await spool.start()
     print("ready", flush=True)
-    while not os.path.exists(go):
-        await asyncio.sleep(0.005)
+    await until(go)
     taken, idle = [], 0
     while idle < 3:
         claimed = await spool.claim(5, wait=0.1)
         idle = 0 if claimed else idle + 1
         taken += [item.record.key for item in claimed]
+        if not os.path.exists(me):  # after the first claim, meet the other process,
+            open(me, "w").close()   # so that neither can drain the spool alone
+            await asyncio.wait_for(until(other), 60)
         await asyncio.gather(*(spool.ack(item) for item in claimed))
     await spool.close()
     print(json.dumps(taken), flush=True)
@@ -367,7 +377,11 @@ async def test_sqlite_two_processes_never_claim_the_same_record(tmp_path: Path) 
     for start in range(0, 1000, 100):
         await feeder.put([Record("track", f"k{i}", b"{}", "UA") for i in range(start, start + 100)])
     go = tmp_path / "go"
-    children = [run_child(CLAIMER, [path, str(go)]) for _ in range(2)]
+    marks = [str(tmp_path / "first"), str(tmp_path / "second")]
+    children = [
+        run_child(CLAIMER, [path, str(go), *marks]),
+        run_child(CLAIMER, [path, str(go), *marks[::-1]]),
+    ]
     try:
         for child in children:
             assert child.stdout is not None
@@ -453,8 +467,7 @@ async def test_sqlite_one_full_put_does_not_undo_its_batch(tmp_path: Path) -> No
         await spool.close()
 
 
-async def test_sqlite_locked_past_busy_timeout_is_spool_full_then_recovers(
-        tmp_path: Path) -> None:
+async def test_sqlite_locked_past_busy_timeout_is_spool_full_then_recovers(tmp_path: Path) -> None:
     path = tmp_path / "spool.db"
     spool = SqliteSpool(str(path), 100, 60, busy_timeout=0.2)
     await spool.start()
@@ -476,8 +489,10 @@ async def test_sqlite_a_failed_transaction_remembers_none_of_its_keys(tmp_path: 
     spool = SqliteSpool(str(path), 100, 60)
     await spool.start()
     with sqlite3.connect(path) as conn:  # fails the insert of records, after the keys' log
-        conn.execute("CREATE TRIGGER boom BEFORE INSERT ON records WHEN NEW.key = 'k1'"
-                     " BEGIN SELECT RAISE(ABORT, 'boom'); END")
+        conn.execute(
+            "CREATE TRIGGER boom BEFORE INSERT ON records WHEN NEW.key = 'k1'"
+            " BEGIN SELECT RAISE(ABORT, 'boom'); END"
+        )
     try:
         with pytest.raises(SpoolFull):
             await spool.put(records(2))
@@ -537,10 +552,12 @@ async def test_sqlite_keys_of_an_earlier_version_are_kept(tmp_path: Path) -> Non
     """Spools before the key log kept keys in a unique index: moved to the log on open."""
     path = tmp_path / "spool.db"
     with sqlite3.connect(path) as old:
-        old.execute("CREATE TABLE keys (key TEXT PRIMARY KEY, expires_at REAL NOT NULL)"
-                    " WITHOUT ROWID")
-        old.executemany("INSERT INTO keys VALUES (?, ?)",
-                        [("k0", time.time() + 60), ("k1", time.time() - 1)])
+        old.execute(
+            "CREATE TABLE keys (key TEXT PRIMARY KEY, expires_at REAL NOT NULL) WITHOUT ROWID"
+        )
+        old.executemany(
+            "INSERT INTO keys VALUES (?, ?)", [("k0", time.time() + 60), ("k1", time.time() - 1)]
+        )
     spool = SqliteSpool(str(path), 100, 60.0)
     await spool.start()
     try:
@@ -574,14 +591,18 @@ async def test_sqlite_depth_stays_exact_through_every_call(tmp_path: Path) -> No
     path = tmp_path / "spool.db"
     with sqlite3.connect(path) as old:  # a spool of an earlier version: triggers kept it
         old.execute("CREATE TABLE counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL)")
-        old.execute("CREATE TABLE records (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-                    " kind TEXT NOT NULL, key TEXT NOT NULL, body BLOB NOT NULL,"
-                    " user_agent TEXT NOT NULL,"
-                    " attempts INTEGER NOT NULL DEFAULT 0, enqueued_at REAL NOT NULL,"
-                    " due_at REAL NOT NULL, lease_owner TEXT)")
+        old.execute(
+            "CREATE TABLE records (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " kind TEXT NOT NULL, key TEXT NOT NULL, body BLOB NOT NULL,"
+            " user_agent TEXT NOT NULL,"
+            " attempts INTEGER NOT NULL DEFAULT 0, enqueued_at REAL NOT NULL,"
+            " due_at REAL NOT NULL, lease_owner TEXT)"
+        )
         old.execute("INSERT INTO counts VALUES ('records', 0)")
-        old.execute("CREATE TRIGGER records_counted_in AFTER INSERT ON records"
-                    " BEGIN UPDATE counts SET n = n + 1 WHERE name = 'records'; END")
+        old.execute(
+            "CREATE TRIGGER records_counted_in AFTER INSERT ON records"
+            " BEGIN UPDATE counts SET n = n + 1 WHERE name = 'records'; END"
+        )
     spool = SqliteSpool(str(path), 100, 60.0)
     await spool.start()
 
@@ -612,7 +633,8 @@ async def test_sqlite_depth_stays_exact_through_every_call(tmp_path: Path) -> No
 
 
 async def test_sqlite_url_default_is_the_working_directory(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     spool = open_spool("sqlite:///./ian-spool.db", 100, 60)
     await spool.start()
