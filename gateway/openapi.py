@@ -7,16 +7,14 @@ catalog and runs Schemathesis against a real `ian-gateway serve` with it.
 
 from __future__ import annotations
 
-from importlib import resources
-
 from starlette.requests import Request
 from starlette.responses import Response
 
-DOCUMENT = "static/openapi.json"
+from gateway.assets import static_file
 
 
 def load() -> bytes:
-    return resources.files("gateway").joinpath(DOCUMENT).read_bytes()
+    return static_file("openapi.json")
 
 
 class OpenAPI:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-from importlib import resources
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.assets import static_file
 from gateway.errors import ISSUES_CODE, error
 
 SAFE_HEADERS = {
@@ -28,8 +28,10 @@ SAFE_HEADERS = {
 
 
 def load() -> bytes:
-    source = resources.files("gateway").joinpath("static/ian.js")
-    return source.read_bytes() if source.is_file() else b""
+    try:
+        return static_file("ian.js")
+    except FileNotFoundError:  # not built: the answers say how to build it
+        return b""
 
 
 class Snippet:

@@ -4,8 +4,9 @@ A sampler task reads the `Metrics` counters every `interval` seconds and keeps
 the per-second rates of the last `window` seconds in a ring buffer: intake
 events by outcome, rejects by key, spool depth and oldest age, forward latency
 p50/p99, upstream answers by status, dead letters, rate-limited requests.
-The page is one self-contained HTML document (no external asset, no
-framework): an inline script fetches `/status.json` and draws SVG charts.
+The page is gateway/static/status.html, served as one self-contained document
+(no other asset, no framework) with its stylesheet and script, status.css and
+status.js, inline: the script fetches `/status.json` and draws SVG charts.
 
 Each worker process has its own metrics, so with `IAN_WORKERS` > 1 the page
 shows the worker that answered it (its pid is on the page).
@@ -30,6 +31,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.assets import static_file
 from gateway.metrics import Metrics
 from gateway.spool import Spool
 
@@ -211,8 +213,7 @@ class Status:
         self._last = Totals.read(metrics, clock())
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._page = PAGE.replace(b"__INTERVAL_MS__", str(int(interval * 1000)).encode())
-        self._page_headers = page_headers(self._page)
+        self._page, self._page_headers = build_page()
 
     def start(self) -> None:
         self._stopping.clear()
@@ -298,19 +299,38 @@ class Status:
         return Response(body, media_type="application/json", headers=JSON_HEADERS)
 
 
-def csp_hash(page: bytes, tag: bytes) -> str:
-    """CSP 'sha256-…' source of the one inline `<tag>` element of the page."""
-    start = page.index(b">", page.index(b"<" + tag)) + 1
-    body = page[start:page.index(b"</" + tag + b">", start)]
+# status.html links its stylesheet and script as the files they are in static/; served, the
+# page holds both inline, so it needs no request but /status.json.
+STYLESHEET = b'<link rel="stylesheet" href="status.css">'
+SCRIPT = b'<script type="module" src="status.js"></script>'
+
+
+def build_page() -> tuple[bytes, dict[str, str]]:
+    """The page as served, and its headers."""
+    style, script = static_file("status.css"), static_file("status.js")
+    body = inline(static_file("status.html"), STYLESHEET, b"<style>%s</style>" % style)
+    body = inline(body, SCRIPT, b'<script type="module">%s</script>' % script)
+    return body, page_headers(script=csp_hash(script), style=csp_hash(style))
+
+
+def inline(page: bytes, link: bytes, element: bytes) -> bytes:
+    """The page with its one `link` to a file replaced by `element`, that file inline."""
+    if page.count(link) != 1:
+        raise ValueError(f"gateway/static/status.html must hold {link.decode()} once")
+    return page.replace(link, element)
+
+
+def csp_hash(body: bytes) -> str:
+    """CSP 'sha256-…' source of an inline element whose content is `body`."""
     return "'sha256-" + base64.b64encode(hashlib.sha256(body).digest()).decode() + "'"
 
 
-def page_headers(page: bytes) -> dict[str, str]:
+def page_headers(script: str, style: str) -> dict[str, str]:
     """Only the page's own inline script and style may run; it may fetch only its origin."""
     policy = "; ".join((
         "default-src 'none'",
-        f"script-src {csp_hash(page, b'script')}",
-        f"style-src {csp_hash(page, b'style')}",
+        f"script-src {script}",
+        f"style-src {style}",
         "connect-src 'self'",
         "img-src data:",
         "base-uri 'none'",
@@ -327,244 +347,3 @@ def page_headers(page: bytes) -> dict[str, str]:
 
 
 JSON_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
-
-PAGE = b"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>ian-gateway status</title>
-<style>
-:root { color-scheme: light; --ink: #1f2328; --muted: #59636e; --line: #d1d9e0; --bg: #f6f8fa; }
-* { box-sizing: border-box; }
-body { margin: 0; font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
-       color: var(--ink); background: var(--bg); }
-header { display: flex; align-items: baseline; gap: 16px; padding: 14px 24px;
-         background: #fff; border-bottom: 1px solid var(--line); }
-h1 { font-size: 18px; margin: 0; }
-#meta { color: var(--muted); }
-#meta.down { color: #cf222e; font-weight: 600; }
-main { padding: 16px 24px 32px; max-width: 1400px; margin: 0 auto; }
-#tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(130px, 1fr)); gap: 10px;
-         margin-bottom: 16px; }
-.tile { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; }
-.tile .label { color: var(--muted); font-size: 12px; text-transform: uppercase;
-               letter-spacing: .04em; }
-.tile .value { font-size: 24px; font-weight: 600; font-variant-numeric: tabular-nums; }
-#charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 12px; }
-figure { margin: 0; background: #fff; border: 1px solid var(--line); border-radius: 8px;
-         padding: 10px 12px; }
-figcaption { font-weight: 600; margin-bottom: 4px; }
-svg { width: 100%; height: auto; display: block; }
-svg text { font-size: 11px; fill: var(--muted); }
-.legend { display: flex; flex-wrap: wrap; gap: 4px 14px; color: var(--muted); font-size: 12px; }
-.legend b { color: var(--ink); font-variant-numeric: tabular-nums; }
-svg.swatch { display: inline-block; width: 10px; height: 10px; margin-right: 5px;
-             vertical-align: -1px; }
-table { width: 100%; border-collapse: collapse; font-size: 13px; }
-td { padding: 5px 4px; border-top: 1px solid var(--line); }
-td.key { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; word-break: break-all; }
-td.count { text-align: right; font-variant-numeric: tabular-nums; width: 70px; }
-.empty { color: var(--muted); padding: 8px 0; }
-</style>
-</head>
-<body>
-<header><h1>ian-gateway status</h1><span id="meta">loading\xe2\x80\xa6</span></header>
-<main>
-<section id="tiles" aria-label="totals"></section>
-<section id="charts"></section>
-</main>
-<script>
-"use strict";
-(function () {
-  var INTERVAL = __INTERVAL_MS__;
-  var SVGNS = "http://www.w3.org/2000/svg";
-  var W = 600, H = 190, L = 52, R = 12, T = 10, B = 24;
-  var TILES = [
-    ["accepted", "accepted", function (d) { return d.totals.accepted; }],
-    ["duplicates", "duplicates", function (d) { return d.totals.duplicates; }],
-    ["rejected", "rejected", function (d) { return d.totals.rejected; }],
-    ["spool-depth", "spool depth", function (d) { return d.spool.depth; }],
-    ["spool-oldest", "oldest waiting", function (d) { return seconds(d.spool.oldest_s); }],
-    ["p99", "forward p99", function (d) { return ms(last(d.samples.p99_ms)); }],
-    ["dead-letters", "dead letters", function (d) { return d.totals.dead_letters; }],
-    ["rate-limited", "rate-limited", function (d) { return d.totals.rate_limited; }]
-  ];
-  var STATUS_COLORS = { "2": "#1a7f37", "4": "#bc4c00", "5": "#cf222e", "0": "#59636e" };
-  var CHARTS = [
-    { id: "intake", title: "Intake: events and orders / s", unit: "/s",
-      series: function (s) { return [
-      ["accepted", s.accepted, "#1a7f37"], ["duplicates", s.duplicates, "#0969da"],
-      ["rejected", s.rejected, "#cf222e"]]; } },
-    { id: "upstream", title: "Upstream answers / s by status", unit: "/s", series: function (s) {
-      return Object.keys(s.upstream).map(function (status, i) {
-        var color = STATUS_COLORS[status.charAt(0)] || "#8250df";
-        return [status === "0" ? "no answer" : status, s.upstream[status], shade(color, i)];
-      }); } },
-    { id: "latency", title: "Forward latency (ms)", unit: " ms", series: function (s) { return [
-      ["p50", s.p50_ms, "#0969da"], ["p99", s.p99_ms, "#8250df"]]; } },
-    { id: "spool", title: "Spool depth (records)", unit: "", series: function (s) { return [
-      ["depth", s.spool_depth, "#9a6700"]]; } },
-    { id: "oldest", title: "Oldest record waiting (s)", unit: " s", series: function (s) {
-      return [["oldest", s.spool_oldest, "#59636e"]]; } },
-    { id: "problems", title: "Dead letters and rate-limited / s", unit: "/s",
-      series: function (s) { return [
-        ["dead letters", s.dead_letters, "#cf222e"], ["rate-limited", s.rate_limited, "#bc4c00"]];
-      } }
-  ];
-
-  function el(name, attrs, parent, ns) {
-    var node = ns ? document.createElementNS(SVGNS, name) : document.createElement(name);
-    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
-    if (parent) { parent.appendChild(node); }
-    return node;
-  }
-  function svg(name, attrs, parent) { return el(name, attrs, parent, true); }
-  function last(values) {
-    for (var i = values.length - 1; i >= 0; i--) {
-      if (values[i] !== null && values[i] !== undefined) { return values[i]; }
-    }
-    return null;
-  }
-  function fmt(v) {
-    if (v === null || v === undefined) { return "\xe2\x80\x93"; }
-    if (Math.abs(v) >= 1000) { return Math.round(v).toLocaleString("en-US"); }
-    if (Math.abs(v) >= 10 || v === Math.round(v)) { return String(Math.round(v)); }
-    return String(parseFloat(v.toFixed(Math.abs(v) >= 1 ? 1 : 2)));
-  }
-  function ms(v) { return v === null || v === undefined ? "\xe2\x80\x93" : fmt(v) + " ms"; }
-  function seconds(v) { return v === null || v === undefined ? "\xe2\x80\x93" : fmt(v) + " s"; }
-  function shade(color, i) { return i < 3 ? color : ["#8250df", "#0969da", "#9a6700"][i % 3]; }
-  function niceMax(v) {
-    if (!(v > 0)) { return 1; }
-    var p = Math.pow(10, Math.floor(Math.log10(v))), m = v / p;
-    return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
-  }
-
-  function buildTiles() {
-    var box = document.getElementById("tiles");
-    TILES.forEach(function (tile) {
-      var div = el("div", { "class": "tile", "id": "tile-" + tile[0] }, box);
-      el("div", { "class": "label" }, div).textContent = tile[1];
-      el("div", { "class": "value", "data-value": "" }, div).textContent = "\xe2\x80\x93";
-    });
-  }
-  function buildCharts() {
-    var box = document.getElementById("charts");
-    CHARTS.forEach(function (chart) {
-      var fig = el("figure", { "id": "chart-" + chart.id, "class": "chart" }, box);
-      el("figcaption", {}, fig).textContent = chart.title;
-      svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": chart.title }, fig);
-      el("div", { "class": "legend" }, fig);
-    });
-    var fig = el("figure", { "id": "rejects" }, box);
-    el("figcaption", {}, fig).textContent = "Top rejects by error key (last 10 min)";
-    el("table", {}, fig);
-  }
-
-  function drawChart(chart, data) {
-    var fig = document.getElementById("chart-" + chart.id);
-    var root = fig.querySelector("svg"), legend = fig.querySelector(".legend");
-    root.textContent = ""; legend.textContent = "";
-    var series = chart.series(data.samples), t = data.samples.t;
-    var end = data.now, start = end - data.window, max = 0;
-    series.forEach(function (s) { s[1].forEach(function (v) { if (v > max) { max = v; } }); });
-    var top = niceMax(max);
-    function x(ts) { return L + (W - L - R) * Math.max(0, ts - start) / data.window; }
-    function y(v) { return T + (H - T - B) * (1 - v / top); }
-    [0, 0.5, 1].forEach(function (f) {
-      svg("line", { x1: L, x2: W - R, y1: y(top * f), y2: y(top * f),
-                    stroke: f ? "#eaeef2" : "#d1d9e0" }, root);
-      svg("text", { x: L - 6, y: y(top * f) + 4, "text-anchor": "end" }, root).textContent =
-        fmt(top * f) + chart.unit;
-    });
-    var minutes = Math.round(data.window / 60);
-    [[start, "-" + minutes + " min", "start"], [start + data.window / 2,
-      "-" + minutes / 2 + " min", "middle"], [end, "now", "end"]].forEach(function (tick) {
-      svg("text", { x: x(tick[0]), y: H - 6, "text-anchor": tick[2] }, root).textContent = tick[1];
-    });
-    series.forEach(function (s) {
-      var d = "", pen = "M", dots = [], values = s[1];
-      function gap(i) { return values[i] === null || values[i] === undefined; }
-      values.forEach(function (v, i) {
-        if (gap(i)) { pen = "M"; return; }
-        d += pen + x(t[i]).toFixed(1) + " " + y(v).toFixed(1) + " "; pen = "L";
-        // a lone point (no neighbour to draw a line to) and the newest one get a dot
-        if (i === values.length - 1 || ((i === 0 || gap(i - 1)) && gap(i + 1))) {
-          dots.push([x(t[i]), y(v)]);
-        }
-      });
-      if (d) {
-        svg("path", { d: d.trim(), fill: "none", stroke: s[2], "stroke-width": 2,
-                      "stroke-linejoin": "round", "class": "series", "data-series": s[0] }, root);
-      }
-      dots.forEach(function (dot) {
-        svg("circle", { cx: dot[0], cy: dot[1], r: 3, fill: s[2] }, root);
-      });
-      var item = el("span", {}, legend);
-      item.appendChild(swatch(s[2]));
-      item.appendChild(document.createTextNode(s[0] + " "));
-      el("b", {}, item).textContent = fmt(last(s[1])) + chart.unit;
-    });
-    if (!series.length) {
-      el("span", { "class": "empty" }, legend).textContent = "nothing yet";
-    }
-  }
-  function swatch(color) {
-    var box = svg("svg", { "class": "swatch", width: 10, height: 10, viewBox: "0 0 10 10" });
-    svg("rect", { width: 10, height: 10, rx: 2, fill: color }, box);
-    return box;
-  }
-
-  function drawRejects(data) {
-    var table = document.querySelector("#rejects table");
-    table.textContent = "";
-    if (!data.top_rejects.length) {
-      el("td", { "class": "empty" }, el("tr", {}, table)).textContent = "no rejects";
-      return;
-    }
-    data.top_rejects.forEach(function (row) {
-      var tr = el("tr", {}, table);
-      el("td", { "class": "key" }, tr).textContent = row.key;
-      el("td", { "class": "count" }, tr).textContent = fmt(row.count);
-    });
-  }
-
-  function render(data) {
-    TILES.forEach(function (tile) {
-      var value = tile[2](data);
-      var node = document.querySelector("#tile-" + tile[0] + " .value");
-      node.textContent = typeof value === "string" ? value : fmt(value);
-      node.setAttribute("data-value", value === null ? "" : String(value));
-    });
-    CHARTS.forEach(function (chart) { drawChart(chart, data); });
-    drawRejects(data);
-    var meta = document.getElementById("meta");
-    meta.className = "";
-    meta.textContent = "worker pid " + data.pid + " \xc2\xb7 " + data.samples.t.length +
-      " samples every " + data.interval + " s \xc2\xb7 updated " +
-      new Date(data.now * 1000).toLocaleTimeString();
-    document.body.setAttribute("data-ready", "1");
-  }
-
-  function refresh() {
-    fetch("/status.json", { cache: "no-store" })
-      .then(function (r) { if (!r.ok) { throw new Error("status " + r.status); } return r.json(); })
-      .then(render)
-      .catch(function (err) {
-        var meta = document.getElementById("meta");
-        meta.className = "down";
-        meta.textContent = "cannot reach the gateway (" + err.message + "); retrying";
-      })
-      .then(function () { setTimeout(refresh, INTERVAL); });
-  }
-
-  buildTiles();
-  buildCharts();
-  refresh();
-})();
-</script>
-</body>
-</html>
-"""

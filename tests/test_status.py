@@ -6,6 +6,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Iterator
+from importlib import resources
 from typing import Any
 
 import httpx
@@ -18,7 +19,7 @@ from gateway.asgi import Receive, Send, respond
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.spool.memory import MemorySpool
-from gateway.status import Status, quantile
+from gateway.status import Status, build_page, csp_hash, quantile
 from gateway.types import Scope
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -130,6 +131,18 @@ async def test_page_is_self_contained_with_safe_headers() -> None:
     assert page.headers["x-frame-options"] == "DENY"
     assert "http://" not in page.text.replace("http://www.w3.org/2000/svg", "")
     assert "https://" not in page.text
+
+
+def test_page_is_the_static_files_with_its_style_and_script_inline() -> None:
+    """What gateway/static holds is what runs: the CSP pins the two files' exact bytes."""
+    body, headers = build_page()
+    static = resources.files("gateway").joinpath("static")
+    style, script = (static.joinpath(name).read_bytes() for name in ("status.css", "status.js"))
+    assert b"<style>" + style + b"</style>" in body
+    assert b'<script type="module">' + script + b"</script>" in body
+    assert b'href="status.css"' not in body and b'src="status.js"' not in body
+    csp = headers["Content-Security-Policy"]
+    assert f"script-src {csp_hash(script)};" in csp and f"style-src {csp_hash(style)};" in csp
 
 
 async def test_status_json_shape() -> None:
