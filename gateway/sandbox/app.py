@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.asgi import BodyTooLarge, Disconnected, read_body
 from gateway.errors import error
 from gateway.sandbox.admin import Admin
 from gateway.sandbox.auth import TOKEN_TTL, Tokens
@@ -21,18 +22,17 @@ from gateway.sandbox.faults import FaultConfig, Faults
 from gateway.sandbox.fulfillment import Fulfillment
 from gateway.sandbox.http import (
     DROP,
-    BodyTooLarge,
+    MAX_BODY,
     Request,
     Response,
     drop,
     error_response,
-    read_body,
     send_response,
 )
 from gateway.sandbox.seed import Seed, load_seed
 from gateway.sandbox.store import MAX_RECORDS, Store
 from gateway.sandbox.track import OrderLog, Track
-from gateway.types import Scope
+from gateway.types import Receive, Scope, Send
 
 logger = logging.getLogger("gateway.sandbox")
 
@@ -118,20 +118,23 @@ class Sandbox:
                 return candidate, found.groupdict()
         return None
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
         request = Request(scope["method"], scope["path"], scope["headers"], scope["query_string"])
-        response = await self.handle(request, receive)
+        try:
+            response = await self.handle(request, receive)
+        except Disconnected:
+            return  # the client left before its body's end: no one to answer
         if response is DROP:
             await drop(scope, receive, send)
             return
         await send_response(send, response)
 
-    async def handle(self, request: Request, receive: Any) -> Response:
+    async def handle(self, request: Request, receive: Receive) -> Response:
         matched = self.match(request.path)
         if matched is None:
             return NOT_FOUND
@@ -140,7 +143,8 @@ class Sandbox:
         if handler is None:
             return METHOD_NOT_ALLOWED
         try:
-            request.body = await read_body(receive)
+            request.body = await read_body(receive, MAX_BODY,
+                                           request.raw_header(b"content-length"))
         except BodyTooLarge:
             return TOO_LARGE
         if route.connect and self.faults.config.active:
@@ -163,7 +167,7 @@ async def call(handler: Handler, request: Request) -> Response:
         return BROKEN
 
 
-async def lifespan(receive: Any, send: Any) -> None:
+async def lifespan(receive: Receive, send: Send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

@@ -12,17 +12,15 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from gateway.asgi import JSON_TYPE
 from gateway.errors import issues
-from gateway.types import JSON, Error, Message, Scope
+from gateway.types import JSON, Error, Message, Receive, Scope, Send
 
 MAX_BODY = 1 << 20  # a Connect request is a few KiB; a MiB is plenty and bounds memory
 
+# Precomputed header tuples, added to (never changed) per answer.
 Headers = tuple[tuple[bytes, bytes], ...]
-JSON_HEADERS: Headers = ((b"content-type", b"application/json"),)
-
-
-class BodyTooLarge(Exception):
-    """The request body is over `MAX_BODY`."""
+JSON_HEADERS: Headers = (JSON_TYPE,)
 
 
 class Dropped(Exception):
@@ -101,31 +99,13 @@ def json_body(request: Request) -> JSON | Response:
     return body if isinstance(body, dict) else malformed()
 
 
-async def read_body(receive: Any) -> bytes:
-    """The whole request body; raises `BodyTooLarge` past `MAX_BODY`."""
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False) and len(body) <= MAX_BODY:
-        return body  # the usual case: one message
-    chunks = [body]
-    size = len(body)
-    while size <= MAX_BODY and message.get("more_body", False):
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        chunks.append(chunk)
-    if size > MAX_BODY:
-        raise BodyTooLarge
-    return b"".join(chunks)
-
-
-async def send_response(send: Any, response: Response) -> None:
+async def send_response(send: Send, response: Response) -> None:
     await send({"type": "http.response.start", "status": response.status,
                 "headers": response.headers})
     await send({"type": "http.response.body", "body": response.body})
 
 
-async def drop(scope: Scope, receive: Any, send: Any) -> None:
+async def drop(scope: Scope, receive: Receive, send: Send) -> None:
     """Close the connection without a status line, as a dying upstream would.
 
     Raising before `http.response.start` is not enough: uvicorn then answers 500 and
