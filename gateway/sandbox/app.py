@@ -1,6 +1,6 @@
-"""The sandbox as one raw ASGI app: a route table, faults, tokens, handlers.
+"""The sandbox as one raw ASGI app: its state (state.py) behind a route table.
 
-`Sandbox.__init__` builds everything (routes, precomputed answers, seed tables);
+`Sandbox.__init__` builds everything (state, routes, precomputed answers);
 `__call__` only dispatches: match the route, inject faults on Connect calls,
 check the token, read the body, hand it to the handler (work once at construction, a thin hot path).
 """
@@ -11,26 +11,25 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from gateway.asgi import BodyTooLarge, Disconnected, read_body
 from gateway.errors import error
 from gateway.sandbox.admin import Admin
-from gateway.sandbox.auth import TOKEN_TTL, Tokens
-from gateway.sandbox.clock import Clock
-from gateway.sandbox.faults import FaultConfig, Faults
-from gateway.sandbox.fulfillment import Fulfillment
+from gateway.sandbox.auth import TOKEN_TTL
+from gateway.sandbox.faults import FaultConfig
 from gateway.sandbox.http import (
     DROP,
     MAX_BODY,
+    NOT_FOUND,
     Request,
     Response,
     drop,
     error_response,
     send_response,
 )
-from gateway.sandbox.seed import Seed, load_seed
-from gateway.sandbox.store import MAX_RECORDS, Store
+from gateway.sandbox.seed import Seed
+from gateway.sandbox.state import State
+from gateway.sandbox.store import MAX_RECORDS
 from gateway.sandbox.track import OrderLog, Track
 from gateway.types import Receive, Scope, Send
 
@@ -38,8 +37,6 @@ logger = logging.getLogger("gateway.sandbox")
 
 Handler = Callable[[Request], Awaitable[Response]]
 
-# doc 002/003: "Order not found" -> 404 "Resource not found" 4000; any unknown path alike.
-NOT_FOUND = error_response(404, error("Resource not found", 4000))
 METHOD_NOT_ALLOWED = error_response(405, error("Method Not Allowed", 405))
 TOO_LARGE = error_response(413, error("Request Entity Too Large", 413))
 BROKEN = error_response(500, error("Internal Server Error", 500))
@@ -52,19 +49,14 @@ class Route:
     auth: bool  # needs a valid bearer token
 
 
-class Sandbox:
-    """A local Instacart Connect; its state is public for in-process tests."""
+class Sandbox(State):
+    """A local Instacart Connect: its `State` (public, for in-process tests) served over
+    a route table."""
 
     def __init__(self, client_id: str, client_secret: str, token_ttl: float = TOKEN_TTL,
                  faults: FaultConfig | None = None, seed: Seed | None = None,
                  max_records: int = MAX_RECORDS) -> None:
-        self.seed = seed or load_seed()
-        self.store = Store(max_records)
-        self.clock = Clock()
-        self.tokens = Tokens(client_id, client_secret, token_ttl)
-        self.start_faults = faults or FaultConfig()
-        self.faults = Faults(self.start_faults)
-        self.orders = Fulfillment(self.seed, self.clock, self.store, self.faults)
+        super().__init__(client_id, client_secret, token_ttl, faults, seed, max_records)
         self.admin = Admin(self)
         self.exact, self.patterns = self.routes()
 
@@ -95,18 +87,6 @@ class Sandbox:
              Route({"GET": admin.order}, False, False)),
         ]
         return exact, patterns
-
-    def set_faults(self, **settings: Any) -> FaultConfig:
-        """In-process twin of `PUT /_sandbox/faults`: `sandbox.set_faults(outage=True)`."""
-        config = FaultConfig.from_json(settings)
-        self.faults.set(config)
-        return config
-
-    def reset(self) -> None:
-        self.store.reset()
-        self.orders.reset()
-        self.clock.reset()
-        self.faults.set(self.start_faults)
 
     def match(self, path: str) -> tuple[Route, dict[str, str]] | None:
         route = self.exact.get(path)

@@ -22,6 +22,7 @@ from gateway.errors import BLANK, error, invalid
 from gateway.sandbox.clock import Clock
 from gateway.sandbox.faults import Faults
 from gateway.sandbox.http import (
+    NOT_FOUND,
     Request,
     Response,
     error_response,
@@ -41,8 +42,6 @@ NEGATIVE = "must be greater than or equal to 0"  # doc 002: negative count / wei
 MISSING_OR_INVALID = "Required parameter missing or invalid"  # doc 002: phone, birthday
 _PHONE = re.compile(r"\+?[0-9][0-9 ().-]{8,18}[0-9]")
 
-# doc 003: "Order not found" -> 404 "Resource not found" 4000, no meta.
-ORDER_NOT_FOUND = error_response(404, error("Resource not found", 4000))
 # doc 002/003: "Inactive user" -> 403 "User Not Active", error_code null.
 USER_NOT_ACTIVE = error_response(403, {"error": {"message": "User Not Active", "error_code": None}})
 # doc 002: "Order id already exists" -> "Order already in use." 1003, no meta.
@@ -189,7 +188,7 @@ class Fulfillment:
             return user
         order = self.orders.get(request.params["order_id"])
         if order is None or order.user_id != user.id:
-            return ORDER_NOT_FOUND
+            return NOT_FOUND
         view = order.connect_view(self.clock.now(), order_url(request, order.id))
         view["pos_payment_method"] = "UNSPECIFIED"  # doc 003's examples
         return json_response(200, view)

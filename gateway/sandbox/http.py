@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from gateway.asgi import JSON_TYPE
-from gateway.errors import issues
+from gateway.errors import error, issues
 from gateway.types import JSON, Error, Message, Receive, Scope, Send
 
 MAX_BODY = 1 << 20  # a Connect request is a few KiB; a MiB is plenty and bounds memory
@@ -83,6 +83,11 @@ def errors_response(errors: list[Error], status: int = 400) -> Response:
 def error_response(status: int, error: Error, extra: Headers = ()) -> Response:
     """A single Instacart error object, the documents' single-error form (401, 403, 404, 5xx)."""
     return json_response(status, error, extra)
+
+
+# doc 002/003: "Order not found" -> 404 "Resource not found" 4000, no meta; any unknown
+# path alike.
+NOT_FOUND = error_response(404, error("Resource not found", 4000))
 
 
 def malformed() -> Response:
