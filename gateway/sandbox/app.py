@@ -30,7 +30,7 @@ from gateway.sandbox.http import (
 from gateway.sandbox.seed import Seed
 from gateway.sandbox.state import State
 from gateway.sandbox.store import MAX_RECORDS
-from gateway.sandbox.track import OrderLog, Track
+from gateway.sandbox.track import order_log, track
 from gateway.types import Receive, Scope, Send
 
 logger = logging.getLogger("gateway.sandbox")
@@ -64,8 +64,9 @@ class Sandbox(State):
         admin, orders = self.admin, self.orders
         exact = {
             "/v2/oauth/token": Route({"POST": self.tokens.token_endpoint}, True, False),
-            "/v2/ian/track": Route({"POST": Track(self.store)}, True, True),
-            "/v2/ian/order/log": Route({"POST": OrderLog(self.store, self.clock)}, True, True),
+            "/v2/ian/track": Route({"POST": track(self.store)}, True, True),
+            "/v2/ian/order/log": Route({"POST": order_log(self.store, self.clock)},
+                                      True, True),
             "/_sandbox/seed": Route({"GET": admin.seed}, False, False),
             "/_sandbox/received": Route({"GET": admin.received}, False, False),
             "/_sandbox/stats": Route({"GET": admin.stats}, False, False),
