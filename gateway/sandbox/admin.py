@@ -13,6 +13,7 @@ from gateway.sandbox.http import (
     Request,
     Response,
     errors_response,
+    is_number,
     json_body,
     json_response,
 )
@@ -74,7 +75,7 @@ class Admin:
             if isinstance(body, Response):
                 return body
             advance = body.get("advance_s")
-            if not isinstance(advance, int | float) or isinstance(advance, bool) or advance < 0:
+            if not is_number(advance) or advance < 0:
                 return bad("must be a number >= 0", "advance_s")
             self.state.clock.advance(advance)
         return json_response(200, self.state.clock_view())
@@ -86,7 +87,7 @@ class Admin:
             if isinstance(body, Response):
                 return body
             ttl = body.get("ttl")
-            if not isinstance(ttl, int | float) or isinstance(ttl, bool) or ttl <= 0:
+            if not is_number(ttl) or ttl <= 0:
                 return bad("must be a number > 0", "ttl")
             self.state.set_token_ttl(float(ttl))
         return json_response(200, self.state.token_settings())

@@ -27,6 +27,8 @@ from gateway.sandbox.http import (
     Response,
     error_response,
     errors_response,
+    is_int,
+    is_number,
     json_body,
     json_response,
     malformed,
@@ -54,14 +56,6 @@ SLOT_GONE = errors_response([invalid(
 # doc 002: "Another order created recently" -> 2003 {"wait":10,"retry":true}.
 RECENT_ORDER = ("Another order has been recently created for this user, please try again in "
                 "a little while.")
-
-
-def is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def is_code(item: Any) -> bool:

@@ -7,7 +7,7 @@ sandbox reads the body and writes precomputed header tuples itself.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import parse_qsl
 
 import orjson
@@ -93,6 +93,16 @@ NOT_FOUND = error_response(404, error("Resource not found", 4000))
 def malformed() -> Response:
     # doc 002: "Invalid order params*" -> 9999 "There were issues with your request"
     return errors_response([issues()])
+
+
+def is_int(value: Any) -> TypeGuard[int]:
+    """A JSON integer: orjson reads `true` as a bool, which Python counts as an int."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> TypeGuard[int | float]:
+    """A JSON number, not `true` or `false`."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def json_body(request: Request) -> JSON | Response:
