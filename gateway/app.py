@@ -22,7 +22,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.asgi import Receive, Send
 from gateway.connect import Connect
 from gateway.dedupe import Dedupe
 from gateway.enrich import ClientAddress
@@ -39,7 +38,7 @@ from gateway.settings import ConfigError, Settings
 from gateway.snippet import Snippet
 from gateway.spool import Spool, open_spool
 from gateway.status import Status
-from gateway.types import Scope
+from gateway.types import Receive, Scope, Send
 
 log = logging.getLogger("gateway")
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
 from gateway.errors import error
-from gateway.types import Error, Message, Scope
+from gateway.types import Error, Scope
 
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-Headers = list[tuple[bytes, bytes]]
+# The intakes import these two from here; their one definition is in gateway/types.py.
+from gateway.types import Receive as Receive
+from gateway.types import Send as Send
 
 JSON_TYPE = (b"content-type", b"application/json")
 NO_STORE = (b"cache-control", b"no-store")
@@ -22,7 +22,7 @@ EXPOSE_RETRY_AFTER = (b"access-control-expose-headers", b"Retry-After")
 
 
 class BodyTooLarge(Exception):
-    pass
+    """The request body is over the endpoint's limit."""
 
 
 class Disconnected(Exception):

@@ -31,9 +31,8 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from gateway.asgi import Receive, Send
 from gateway.settings import Settings
-from gateway.types import Scope
+from gateway.types import Receive, Scope, Send
 
 DEMO_DIR = Path(str(resources.files("gateway").joinpath("demo")))
 SANDBOX_CLIENT_ID = "sandbox-client"

@@ -15,17 +15,14 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import orjson
 
-from gateway.asgi import Receive, Send
 from gateway.settings import Settings
-from gateway.types import Message, Scope
-
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from gateway.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None)

@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from cachetools import TTLCache
 
-from gateway.asgi import Receive, Send, cors_headers, header, respond_error
+from gateway.asgi import cors_headers, header, respond_error
 from gateway.enrich import ClientAddress
 from gateway.errors import ISSUES_CODE
 from gateway.metrics import Metrics
-from gateway.types import Scope
-
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from gateway.types import ASGIApp, Receive, Scope, Send
 
 LIMITED_PATHS = ("/v1/events", "/v1/orders")
 # About 100 bytes of bucket plus the cache's own bookkeeping per client: tens of MB at most.

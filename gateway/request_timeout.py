@@ -31,9 +31,10 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from gateway.asgi import JSON_TYPE, NO_STORE, Headers
+from gateway.asgi import JSON_TYPE, NO_STORE
 from gateway.errors import ISSUES_CODE, error
 from gateway.metrics import Metrics
+from gateway.types import Headers
 
 STATE_KEY = "ian.request_deadline"
 IDLE, HEADERS, BODY = "idle_timeout", "headers_timeout", "body_timeout"

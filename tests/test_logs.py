@@ -16,7 +16,7 @@ import pytest
 from conftest import Process, thread_server
 from factories import event
 
-from gateway.asgi import Receive, Send, respond
+from gateway.asgi import respond
 from gateway.logs import (
     JsonFormatter,
     Redactor,
@@ -26,7 +26,7 @@ from gateway.logs import (
     request_id,
 )
 from gateway.settings import Settings
-from gateway.types import Scope
+from gateway.types import Receive, Scope, Send
 
 TOKEN = "tok-7c1e0f9a-upstream-secret"
 ORDERS_KEY = "ok-42b9d1-orders-api-key"

@@ -13,12 +13,12 @@ from conftest import Process, free_port
 from factories import event
 
 from gateway.app import create_app
-from gateway.asgi import Receive, Send, respond
+from gateway.asgi import respond
 from gateway.enrich import ClientAddress
 from gateway.metrics import Metrics
 from gateway.ratelimit import Buckets, RateLimit, retry_after
 from gateway.settings import Settings
-from gateway.types import Scope
+from gateway.types import Receive, Scope, Send
 
 
 class Clock:

@@ -15,12 +15,12 @@ from conftest import Process, thread_server
 from factories import event
 
 from gateway.app import create_app
-from gateway.asgi import Receive, Send, respond
+from gateway.asgi import respond
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.spool.memory import MemorySpool
 from gateway.status import Status, build_page, csp_hash, quantile
-from gateway.types import Scope
+from gateway.types import Receive, Scope, Send
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 

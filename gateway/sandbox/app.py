@@ -1,6 +1,6 @@
-"""The sandbox as one raw ASGI app: a route table, faults, tokens, handlers.
+"""The sandbox as one raw ASGI app: its state (state.py) behind a route table.
 
-`Sandbox.__init__` builds everything (routes, precomputed answers, seed tables);
+`Sandbox.__init__` builds everything (state, routes, precomputed answers);
 `__call__` only dispatches: match the route, inject faults on Connect calls,
 check the token, read the body, hand it to the handler (work once at construction, a thin hot path).
 """
@@ -11,35 +11,32 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
+from gateway.asgi import BodyTooLarge, Disconnected, read_body
 from gateway.errors import error
 from gateway.sandbox.admin import Admin
-from gateway.sandbox.auth import TOKEN_TTL, Tokens
-from gateway.sandbox.clock import Clock
-from gateway.sandbox.faults import FaultConfig, Faults
-from gateway.sandbox.fulfillment import Fulfillment
+from gateway.sandbox.auth import TOKEN_TTL
+from gateway.sandbox.faults import FaultConfig
 from gateway.sandbox.http import (
     DROP,
-    BodyTooLarge,
+    MAX_BODY,
+    NOT_FOUND,
     Request,
     Response,
     drop,
     error_response,
-    read_body,
     send_response,
 )
-from gateway.sandbox.seed import Seed, load_seed
-from gateway.sandbox.store import MAX_RECORDS, Store
-from gateway.sandbox.track import OrderLog, Track
-from gateway.types import Scope
+from gateway.sandbox.seed import Seed
+from gateway.sandbox.state import State
+from gateway.sandbox.store import MAX_RECORDS
+from gateway.sandbox.track import order_log, track
+from gateway.types import Receive, Scope, Send
 
 logger = logging.getLogger("gateway.sandbox")
 
 Handler = Callable[[Request], Awaitable[Response]]
 
-# doc 002/003: "Order not found" -> 404 "Resource not found" 4000; any unknown path alike.
-NOT_FOUND = error_response(404, error("Resource not found", 4000))
 METHOD_NOT_ALLOWED = error_response(405, error("Method Not Allowed", 405))
 TOO_LARGE = error_response(413, error("Request Entity Too Large", 413))
 BROKEN = error_response(500, error("Internal Server Error", 500))
@@ -52,19 +49,14 @@ class Route:
     auth: bool  # needs a valid bearer token
 
 
-class Sandbox:
-    """A local Instacart Connect; its state is public for in-process tests."""
+class Sandbox(State):
+    """A local Instacart Connect: its `State` (public, for in-process tests) served over
+    a route table."""
 
     def __init__(self, client_id: str, client_secret: str, token_ttl: float = TOKEN_TTL,
                  faults: FaultConfig | None = None, seed: Seed | None = None,
                  max_records: int = MAX_RECORDS) -> None:
-        self.seed = seed or load_seed()
-        self.store = Store(max_records)
-        self.clock = Clock()
-        self.tokens = Tokens(client_id, client_secret, token_ttl)
-        self.start_faults = faults or FaultConfig()
-        self.faults = Faults(self.start_faults)
-        self.orders = Fulfillment(self.seed, self.clock, self.store, self.faults)
+        super().__init__(client_id, client_secret, token_ttl, faults, seed, max_records)
         self.admin = Admin(self)
         self.exact, self.patterns = self.routes()
 
@@ -72,8 +64,9 @@ class Sandbox:
         admin, orders = self.admin, self.orders
         exact = {
             "/v2/oauth/token": Route({"POST": self.tokens.token_endpoint}, True, False),
-            "/v2/ian/track": Route({"POST": Track(self.store)}, True, True),
-            "/v2/ian/order/log": Route({"POST": OrderLog(self.store, self.clock)}, True, True),
+            "/v2/ian/track": Route({"POST": track(self.store)}, True, True),
+            "/v2/ian/order/log": Route({"POST": order_log(self.store, self.clock)},
+                                      True, True),
             "/_sandbox/seed": Route({"GET": admin.seed}, False, False),
             "/_sandbox/received": Route({"GET": admin.received}, False, False),
             "/_sandbox/stats": Route({"GET": admin.stats}, False, False),
@@ -96,18 +89,6 @@ class Sandbox:
         ]
         return exact, patterns
 
-    def set_faults(self, **settings: Any) -> FaultConfig:
-        """In-process twin of `PUT /_sandbox/faults`: `sandbox.set_faults(outage=True)`."""
-        config = FaultConfig.from_json(settings)
-        self.faults.set(config)
-        return config
-
-    def reset(self) -> None:
-        self.store.reset()
-        self.orders.reset()
-        self.clock.reset()
-        self.faults.set(self.start_faults)
-
     def match(self, path: str) -> tuple[Route, dict[str, str]] | None:
         route = self.exact.get(path)
         if route is not None:
@@ -118,20 +99,23 @@ class Sandbox:
                 return candidate, found.groupdict()
         return None
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
         request = Request(scope["method"], scope["path"], scope["headers"], scope["query_string"])
-        response = await self.handle(request, receive)
+        try:
+            response = await self.handle(request, receive)
+        except Disconnected:
+            return  # the client left before its body's end: no one to answer
         if response is DROP:
             await drop(scope, receive, send)
             return
         await send_response(send, response)
 
-    async def handle(self, request: Request, receive: Any) -> Response:
+    async def handle(self, request: Request, receive: Receive) -> Response:
         matched = self.match(request.path)
         if matched is None:
             return NOT_FOUND
@@ -140,7 +124,8 @@ class Sandbox:
         if handler is None:
             return METHOD_NOT_ALLOWED
         try:
-            request.body = await read_body(receive)
+            request.body = await read_body(receive, MAX_BODY,
+                                           request.raw_header(b"content-length"))
         except BodyTooLarge:
             return TOO_LARGE
         if route.connect and self.faults.config.active:
@@ -163,7 +148,7 @@ async def call(handler: Handler, request: Request) -> Response:
         return BROKEN
 
 
-async def lifespan(receive: Any, send: Any) -> None:
+async def lifespan(receive: Receive, send: Send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

@@ -59,6 +59,11 @@ class Tokens:
         self.expiry[token] = time.monotonic() + self.ttl
         return token, time.time()
 
+    @property
+    def active(self) -> int:
+        """Tokens issued and not revoked (some may have expired unused)."""
+        return len(self.expiry)
+
     def expire_all(self) -> int:
         """Revoke every token; the next Connect call with one of them gets a 401."""
         count = len(self.expiry)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from gateway.errors import error
-from gateway.sandbox.http import DROP, Response, error_response, errors_response
+from gateway.sandbox.http import DROP, Response, error_response, errors_response, is_int, is_number
 from gateway.types import JSON
 
 
@@ -77,14 +77,6 @@ class FaultConfig:
             raise FaultError("outage must be true or false")
         if self.seed is not None and not is_int(self.seed):
             raise FaultError("seed must be an integer or null")
-
-
-def is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # doc 002: "Request could not be processed at this time" -> this message, code 2003.

@@ -7,22 +7,20 @@ sandbox reads the body and writes precomputed header tuples itself.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import parse_qsl
 
 import orjson
 
-from gateway.errors import issues
-from gateway.types import JSON, Error, Message, Scope
+from gateway.asgi import JSON_TYPE
+from gateway.errors import error, issues
+from gateway.types import JSON, Error, Message, Receive, Scope, Send
 
 MAX_BODY = 1 << 20  # a Connect request is a few KiB; a MiB is plenty and bounds memory
 
+# Precomputed header tuples, added to (never changed) per answer.
 Headers = tuple[tuple[bytes, bytes], ...]
-JSON_HEADERS: Headers = ((b"content-type", b"application/json"),)
-
-
-class BodyTooLarge(Exception):
-    """The request body is over `MAX_BODY`."""
+JSON_HEADERS: Headers = (JSON_TYPE,)
 
 
 class Dropped(Exception):
@@ -87,9 +85,24 @@ def error_response(status: int, error: Error, extra: Headers = ()) -> Response:
     return json_response(status, error, extra)
 
 
+# doc 002/003: "Order not found" -> 404 "Resource not found" 4000, no meta; any unknown
+# path alike.
+NOT_FOUND = error_response(404, error("Resource not found", 4000))
+
+
 def malformed() -> Response:
     # doc 002: "Invalid order params*" -> 9999 "There were issues with your request"
     return errors_response([issues()])
+
+
+def is_int(value: Any) -> TypeGuard[int]:
+    """A JSON integer: orjson reads `true` as a bool, which Python counts as an int."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> TypeGuard[int | float]:
+    """A JSON number, not `true` or `false`."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def json_body(request: Request) -> JSON | Response:
@@ -101,31 +114,13 @@ def json_body(request: Request) -> JSON | Response:
     return body if isinstance(body, dict) else malformed()
 
 
-async def read_body(receive: Any) -> bytes:
-    """The whole request body; raises `BodyTooLarge` past `MAX_BODY`."""
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False) and len(body) <= MAX_BODY:
-        return body  # the usual case: one message
-    chunks = [body]
-    size = len(body)
-    while size <= MAX_BODY and message.get("more_body", False):
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        chunks.append(chunk)
-    if size > MAX_BODY:
-        raise BodyTooLarge
-    return b"".join(chunks)
-
-
-async def send_response(send: Any, response: Response) -> None:
+async def send_response(send: Send, response: Response) -> None:
     await send({"type": "http.response.start", "status": response.status,
                 "headers": response.headers})
     await send({"type": "http.response.body", "body": response.body})
 
 
-async def drop(scope: Scope, receive: Any, send: Any) -> None:
+async def drop(scope: Scope, receive: Receive, send: Send) -> None:
     """Close the connection without a status line, as a dying upstream would.
 
     Raising before `http.response.start` is not enough: uvicorn then answers 500 and

@@ -7,54 +7,50 @@ other way round.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import orjson
 
 from gateway.orders import validate_order
 from gateway.sandbox.clock import Clock
 from gateway.sandbox.http import Request, Response, errors_response, malformed
 from gateway.sandbox.store import Store
+from gateway.types import Error
 from gateway.validate import validate_event
 
 # track doc and order-log doc, "200 Success": {"message": "Successfully processed"}
 SUCCESS = Response(200, orjson.dumps({"message": "Successfully processed"}))
 
 
-class Track:
-    """Handles the track endpoint: the sandbox's hot path."""
+class Recorder:
+    """Handles one of the two endpoints: a valid body is recorded under `kind` and
+    answered 200; any other is counted as rejected and answered with its errors."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, kind: str, validate: Callable[[Any], list[Error]]) -> None:
         self.store = store
+        self.kind = kind
+        self.validate = validate
 
     async def __call__(self, request: Request) -> Response:
         try:
-            event = orjson.loads(request.body)
+            body = orjson.loads(request.body)
         except orjson.JSONDecodeError:
-            self.store.reject("track")
+            self.store.reject(self.kind)
             return malformed()
-        errors = validate_event(event)
+        errors = self.validate(body)
         if errors:
-            self.store.reject("track")
+            self.store.reject(self.kind)
             return errors_response(errors)
-        self.store.accept("track", event, request.raw_headers)
+        self.store.accept(self.kind, body, request.raw_headers)
         return SUCCESS
 
 
-class OrderLog:
-    """Handles the order-log endpoint; "now" is the sandbox clock, so a test can age an order."""
+def track(store: Store) -> Recorder:
+    """The track endpoint: the sandbox's hot path."""
+    return Recorder(store, "track", validate_event)
 
-    def __init__(self, store: Store, clock: Clock) -> None:
-        self.store = store
-        self.clock = clock
 
-    async def __call__(self, request: Request) -> Response:
-        try:
-            order = orjson.loads(request.body)
-        except orjson.JSONDecodeError:
-            self.store.reject("order_log")
-            return malformed()
-        errors = validate_order(order, self.clock.now())
-        if errors:
-            self.store.reject("order_log")
-            return errors_response(errors)
-        self.store.accept("order_log", order, request.raw_headers)
-        return SUCCESS
+def order_log(store: Store, clock: Clock) -> Recorder:
+    """The order-log endpoint; "now" is the sandbox clock, so a test can age an order."""
+    return Recorder(store, "order_log", lambda order: validate_order(order, clock.now()))
