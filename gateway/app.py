@@ -168,7 +168,7 @@ class Gateway:
 
 async def http_error(_: Request, exc: Exception) -> Response:
     """Starlette's own 404 and 405 (an unknown path, a GET-only route) with Instacart's
-    error object instead of its plain text: every 4xx carries it (README, "Endpoints")."""
+    error object instead of its plain text: every 4xx carries it (docs/contract.md, "Errors")."""
     assert isinstance(exc, HTTPException)
     body = {"errors": [error(exc.detail, ISSUES_CODE)]}
     return JSONResponse(body, exc.status_code, headers=exc.headers)
