@@ -43,11 +43,10 @@ from gateway.types import Receive, Scope, Send
 log = logging.getLogger("gateway")
 
 EVENTS_PATH = "/v1/events"
-# Python's cyclic GC collects its youngest generation after every 700 container
-# allocations (its default); a beacon allocates about a hundred, nearly all freed by
-# reference counting, so those collections found little: 3.2% of 1-event intake's CPU
-# (perf, native samples), ~0 after 50,000. Measured with alternating runs: intake
-# 4,055 -> 4,163 req/s, end to end 2,559 -> 2,693 events/s. Cycles wait a little longer.
+# The cyclic GC's youngest generation, collected after this many container allocations
+# instead of 700: a beacon's objects are freed by reference counting, so the frequent
+# collections cost intake CPU and found little (docs/performance.md, "Settings chosen by
+# measurement").
 GC_YOUNG_THRESHOLD = 50_000
 
 
@@ -167,7 +166,7 @@ class Gateway:
 
 async def http_error(_: Request, exc: Exception) -> Response:
     """Starlette's own 404 and 405 (an unknown path, a GET-only route) with Instacart's
-    error object instead of its plain text: every 4xx carries it (README, "Endpoints")."""
+    error object instead of its plain text: every 4xx carries it (docs/contract.md, "Errors")."""
     assert isinstance(exc, HTTPException)
     body = {"errors": [error(exc.detail, ISSUES_CODE)]}
     return JSONResponse(body, exc.status_code, headers=exc.headers)

@@ -176,7 +176,7 @@ class AdType:
 
     def required(self, event: str) -> tuple[str, ...]:
         """The fields `event` cannot do without, beyond the context every event carries."""
-        fields = ["event_id"]  # the gateway's own rule: dedupe needs it (README, "Validation")
+        fields = ["event_id"]  # the gateway's own rule, for dedupe (docs/contract.md, "Validation")
         if event in self.interactions:
             fields.append("interaction_id")
         if self.item:

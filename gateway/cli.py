@@ -1,7 +1,10 @@
 """The `ian-gateway` command line.
 
-Each subcommand's own module adds its arguments and runs it; this module only
-dispatches. Bad configuration fails here, naming the variable, before a port opens.
+`commands()` is the table of subcommands. `sandbox`, `demo`, `deadletters`, `orders import`
+and `snippet` live in their own modules, which add their arguments and run them; `serve`,
+`forward` and `config` are run here: each reads the settings and starts uvicorn, the
+forwarder alone, or a print. Bad configuration fails here, naming the variable, before a
+port opens.
 """
 
 from __future__ import annotations

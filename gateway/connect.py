@@ -2,8 +2,8 @@
 
 pyreqwest (Rust reqwest, hyper and rustls under a thin Python layer), not
 aiohttp: forwarding is one upstream request per event, so the client's CPU per
-request is the forwarder's ceiling, and over TLS pyreqwest spends about a third
-of aiohttp's (README, "Library choices").
+request is the forwarder's ceiling, and pyreqwest's is the lowest measured
+(docs/performance.md, "Library choices").
 
 HTTP/2 is used when the upstream offers it by ALPN, HTTP/1.1 keep-alive
 otherwise. One reqwest client keeps a single HTTP/2 connection per host, and

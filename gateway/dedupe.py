@@ -3,9 +3,9 @@
 Keys are remembered for `IAN_DEDUPE_TTL` seconds in generations: a set per
 slice of the TTL, the oldest dropped as its slice expires, so a key is
 remembered for at least the TTL and at most one slice more. Sets of 128-bit
-ints (an event_id is a UUID) cost about 80 bytes a key against ~300 for a
-cachetools TTLCache of strings, and a lookup is a few set probes with no
-per-key timer. `IAN_DEDUPE_MAX` bounds the keys held: past it the oldest
+ints (an event_id is a UUID) take a fraction of the memory of a cachetools
+TTLCache of strings (docs/performance.md), and a lookup is a few set probes
+with no per-key timer. `IAN_DEDUPE_MAX` bounds the keys held: past it the oldest
 generation goes early. Across worker processes and instances the spool's own
 record of keys has the last word (`Spool.put` answers which records were new).
 """

@@ -49,7 +49,7 @@ def anonymize(address: IPAddress) -> IPAddress:
     return ipaddress.IPv6Address(int(address) & _V6_KEEP)
 
 
-@functools.lru_cache(maxsize=16384)  # ipaddress parsing costs ~5 us; peers and CDN edges repeat
+@functools.lru_cache(maxsize=16384)  # ipaddress parsing is slow; peers and CDN edges repeat
 def parse_ip(text: str) -> IPAddress | None:
     """An address from a header or peer entry; IPv4-mapped IPv6 becomes IPv4."""
     text = text.strip()

@@ -45,7 +45,7 @@ PROBE_CAP = 10.0  # seconds between probes of a down upstream, at most: one requ
 DROPS = frozenset({0, 408, 429, 502, 503, 504})
 # Records claimed ahead: up to AHEAD x the in-flight limit in hand (in flight or queued for a
 # worker), claimed when a quarter of that is free. Workers never wait on a claim, and claims are few
-# and large: each is one transaction of the spool's writer (half as many per event, measured).
+# and large: each is one transaction of the spool's writer (docs/performance.md).
 AHEAD = 2
 # Most records in one claim: the spool's writer builds them all in one go, holding the GIL,
 # and with a limit in the hundreds an unbounded claim would stall intake for milliseconds.

@@ -1,6 +1,7 @@
 """Browser intake: `POST /v1/events` and its CORS preflight.
 
-Plain ASGI (STYLE: no per-request middleware task on the hot path). One request:
+Plain ASGI: a Starlette middleware would spawn a task per request on the hot path
+(docs/architecture.md, "How the code is written"). One request:
 read the bounded body, parse it with orjson, then for each event enrich ->
 validate -> dedupe, and put the new ones in the spool in one call. The answer
 is sent only once the spool has them (202), and never waits on the upstream.
@@ -36,8 +37,8 @@ from gateway.spool import Record, Spool, SpoolFull
 from gateway.types import Error, Scope
 from gateway.validate import validate_found
 
-MAX_BODY = 64 * 1024  # README, "Endpoints": body over 64 KiB -> 413
-MAX_BATCH = 100  # README, "Endpoints": {"events": [...]} with 1-100 events
+MAX_BODY = 64 * 1024  # docs/contract.md, "POST /v1/events": body over 64 KiB -> 413
+MAX_BATCH = 100  # docs/contract.md, "POST /v1/events": {"events": [...]} with 1-100 events
 CONTENT_TYPES = frozenset({"text/plain", "application/json"})  # text/plain: sendBeacon
 PREFLIGHT_MAX_AGE = b"7200"  # Chromium caps Access-Control-Max-Age at 2 hours
 # The request headers intake reads, picked in one pass.

@@ -137,7 +137,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None,
 
 
 # Ids are a random per-process prefix and a counter: unique across workers and restarts,
-# and several times cheaper per request than uuid4 (measured here: 1 us vs 7 us).
+# and several times cheaper per request than uuid4 (docs/performance.md).
 _PREFIX = os.urandom(8).hex()
 _COUNTER = itertools.count(1)
 

@@ -1,6 +1,6 @@
 """Rate limit: a token bucket per client IP in front of the intake endpoints.
 
-Plain ASGI (STYLE: no per-request middleware task). Each client IP (as
+Plain ASGI, as the intake it guards: no per-request middleware task. Each client IP (as
 `ClientAddress` resolves it, so behind a trusted CDN it is the shopper, not the
 edge) may make `burst` requests at once and `rate` per second after that; past
 it the answer is 429 with `Retry-After` and Instacart's error object.

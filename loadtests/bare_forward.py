@@ -35,7 +35,7 @@ class Tally:
 
 
 def upstream_headers() -> dict[str, str]:
-    """The forwarder's headers (DESIGN.md: Forwarding)."""
+    """The forwarder's headers (docs/contract.md, "Upstream requests")."""
     return {
         "Authorization": "Bearer bench",
         "Content-Type": "application/json",

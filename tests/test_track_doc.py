@@ -90,8 +90,9 @@ DOCUMENT_PAIRS = [(ad, name) for ad, sentence in SUPPORTED.items() for name in l
 
 
 def required_fields(ad: str, name: str) -> dict[str, str]:
-    """The data object's fields the document requires for `name`, plus event_id (README,
-    "Validation": the one field the gateway requires beyond the document, for dedupe)."""
+    """The data object's fields the document requires for `name`, plus event_id
+    (docs/contract.md, "Validation": the one field the gateway requires beyond the
+    document, for dedupe)."""
     fields = {"event_id": str(uuid.uuid4())}
     if ad in INTERACTION_RULE and name in listed(INTERACTION_RULE[ad]):
         fields["interaction_id"] = str(uuid.uuid4())

@@ -97,7 +97,7 @@ ROWS = [
     ("Missing product id", video_item(product_id=...),
      [err("can't be blank", key=SVI + "product_id")]),
     # rules beyond the table: the document's field descriptions, and the gateway's own
-    # (README, "Validation": each one and why it is kept)
+    # (docs/contract.md, "Validation": each one and why it is kept)
     ("record_version other than 1 or 999", sp(record_version="2"),
      [err("is not included in the list", key=SP + "record_version")]),
     ("page must be greater than 0", sp(page="0"),

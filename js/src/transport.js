@@ -2,7 +2,7 @@
 // one batch at a time by fetch (the answer is read), retried until the gateway has taken it,
 // kept in localStorage meanwhile so that the next page load sends what this one could not.
 
-export const MAX_EVENTS = 100 // DESIGN: a batch holds 1-100 events
+export const MAX_EVENTS = 100 // docs/contract.md: the gateway takes 1-100 events a batch
 export const MAX_BYTES = 60 * 1024 // under the gateway's 64 KiB body limit and the keepalive quota
 export const MAX_STORED = 1000 // events kept for a later try; the oldest go first
 // 10 minutes: a re-sent event must reach the gateway while it still remembers the event_id

@@ -2,7 +2,7 @@
 
 `measured(**numbers)` records each number as a JUnit property (`record_property`),
 prints it (seen with `-s`) and keeps it for the "fault tests: measured" section
-that pytest prints at the end of the run, so the README's durability numbers
+that pytest prints at the end of the run, so the durability numbers of docs/durability.md
 come from a plain `pytest -m fault` run.
 """
 
