@@ -27,22 +27,26 @@ loses at most about a second of acknowledged events on a power loss).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final, Generic, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from gateway.spool import Batcher, Claimed, DeadLetter, Record, SpoolFull, remember_for
+from gateway.spool import Claimed, DeadLetter, Record, SpoolFull, admit, per_call, remember_for
 
 log = logging.getLogger(__name__)
+
+In = TypeVar("In")
+Out = TypeVar("Out")
 
 GROUP: Final = "forwarders"
 TOKEN_LEN: Final = 32
@@ -149,6 +153,46 @@ def _dead_letter(entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
     )
 
 
+class Batcher(Generic[In, Out]):
+    """Calls made while a flush is in flight are handed to the next flush together.
+
+    `flush` answers each item in order, with a value or the exception to raise.
+    """
+
+    def __init__(self, flush: Callable[[list[In]], Awaitable[list[Out | BaseException]]],
+                 most: int) -> None:
+        self._flush = flush
+        self._most = most
+        self._pending: list[tuple[In, asyncio.Future[Out]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def submit(self, item: In) -> Out:
+        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._run())
+        return await future
+
+    async def drain(self) -> None:
+        if self._flusher is not None:
+            await self._flusher
+
+    async def _run(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:self._most], self._pending[self._most:]
+            try:
+                outcomes = await self._flush([item for item, _ in batch])
+            except Exception as exc:  # every caller must get an answer
+                outcomes = [exc] * len(batch)
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():  # the caller was cancelled
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+
 class RedisSpool:
     def __init__(
         self,
@@ -253,19 +297,13 @@ class RedisSpool:
 
     async def _store_calls(self, calls: list[Sequence[Record]]) -> list[list[bool] | BaseException]:
         """Each call's answer, or SpoolFull for a call that does not fit (it sets no key)."""
-        room = self._max - await self.depth()
-        fits = []
-        for records in calls:
-            fits.append(len(records) <= room)
-            room -= len(records) if fits[-1] else 0
+        fits = admit(calls, self._max - await self.depth())
         taken = [r for records, fit in zip(calls, fits, strict=True) if fit for r in records]
         answers = await self._remember(taken)
         fresh = [record for record, new in zip(taken, answers, strict=True) if new]
         if fresh:
             await self._enqueue(fresh)
-        each = iter(answers)
-        return [[next(each) for _ in records] if fit else SpoolFull()
-                for records, fit in zip(calls, fits, strict=True)]
+        return per_call(calls, fits, answers)
 
     async def _remember(self, records: Sequence[Record]) -> list[bool]:
         """SET NX PX per key, in order: True where this set it (a new event)."""

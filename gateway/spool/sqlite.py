@@ -83,7 +83,7 @@ from typing import Any, Final, Generic, TypeVar
 import orjson
 
 from gateway.settings import ConfigError
-from gateway.spool import Claimed, DeadLetter, Record, SpoolFull, remember_for
+from gateway.spool import Claimed, DeadLetter, Record, SpoolFull, admit, per_call, remember_for
 from gateway.spool.keys import KnownKeys
 
 log = logging.getLogger(__name__)
@@ -499,30 +499,21 @@ class SqliteSpool:
     def _store(self, conn: sqlite3.Connection, calls: list[Sequence[Record]]) -> list[Outcome]:
         """Each put call's answer, or SpoolFull for a call that does not fit (it writes nothing)."""
         (count,) = conn.execute(COUNT_RECORDS).fetchone()
-        room = self._max - count
-        fits = []
-        for records in calls:
-            fits.append(len(records) <= room)
-            room -= len(records) if fits[-1] else 0
+        fits = admit(calls, self._max - count)
         now = time.time()
-        keys = [(r.key, now + remember_for(r.kind, self._ttl))
-                for records, fit in zip(calls, fits, strict=True) if fit for r in records]
+        taken = [r for records, fit in zip(calls, fits, strict=True) if fit for r in records]
+        keys = [(r.key, now + remember_for(r.kind, self._ttl)) for r in taken]
         new = self._remember(conn, keys, now)
-        outcomes: list[Outcome] = []
+        answers = []
         rows: list[tuple[Any, ...]] = []
-        for records, fit in zip(calls, fits, strict=True):
-            if not fit:
-                outcomes.append((None, SpoolFull()))
-                continue
-            answers = []
-            for record in records:
-                answers.append(record.key in new)
-                if answers[-1]:
-                    new.discard(record.key)  # a repeat later in the batch is a duplicate
-                    rows.append((record.kind, record.key, record.body, record.user_agent, now, now))
-            outcomes.append((answers, None))
+        for record in taken:
+            answers.append(record.key in new)
+            if answers[-1]:
+                new.discard(record.key)  # a repeat later in the batch is a duplicate
+                rows.append((record.kind, record.key, record.body, record.user_agent, now, now))
         self._insert(conn, rows)
-        return outcomes
+        return [(None, answer) if isinstance(answer, BaseException) else (answer, None)
+                for answer in per_call(calls, fits, answers)]
 
     def _remember(self, conn: sqlite3.Connection, keys: list[tuple[str, float]],
                   now: float) -> set[str]:
