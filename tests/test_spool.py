@@ -54,16 +54,22 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def prefix() -> str:
+    """Where one test's Redis keys live, apart from every other test's."""
+    return f"test:{uuid.uuid4().hex}:"
+
+
+@pytest.fixture
 async def spools(
     backend: str,
     tmp_path: Path,
     request: pytest.FixtureRequest,
+    prefix: str,
 ) -> AsyncIterator[OpenSpool]:
     """Open (and start) a spool of `backend`; every opening in one test shares its storage."""
     where = (
         request.getfixturevalue("redis_url") if backend == "redis" else str(tmp_path / "spool.db")
     )
-    prefix = f"test:{uuid.uuid4().hex}:"
     opened: list[Spool] = []
 
     async def open_(max_records: int = 100, dedupe_ttl: float = 60.0, **options: Any) -> Spool:
@@ -645,83 +651,78 @@ async def test_sqlite_url_default_is_the_working_directory(
 # -- Redis: instances and consumers on one server ------------------------------
 
 
-async def redis_spool(url: str, prefix: str, **options: Any) -> RedisSpool:
-    spool = RedisSpool(url, 100_000, 60, prefix=prefix, **options)
-    await spool.start()
-    return spool
+# The Redis tests below open spools of the contract's `spools` fixture, on Redis alone.
+on_redis = pytest.mark.parametrize("backend", ["redis"])
 
 
-@pytest.mark.redis
-async def test_redis_reclaims_a_dead_consumers_entries(redis_url: str) -> None:
-    prefix = f"test:{uuid.uuid4().hex}:"
-    spool = await redis_spool(redis_url, prefix, lease=0.3)
+@pytest.fixture
+async def raw_redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """A plain client of the test server, to look behind the spool."""
     raw = aioredis.Redis.from_url(redis_url)
-    try:
-        await spool.put(records(3))
-        # A forwarder that read the entries and died before acking them.
-        read = await raw.xreadgroup(GROUP, "dead-forwarder", {f"{prefix}queue": ">"}, count=10)
-        assert len(read[0][1]) == 3
-        assert await spool.claim(10, wait=0) == []
-        await asyncio.sleep(0.4)
-        reclaimed = await spool.claim(10, wait=2)
-        assert keys(reclaimed) == {"k0", "k1", "k2"}
-        for item in reclaimed:
-            await spool.ack(item)
-        assert await spool.depth() == 0
-        assert (await raw.xpending(f"{prefix}queue", GROUP))["pending"] == 0
-    finally:
-        await raw.aclose()
-        await spool.close()
+    yield raw
+    await raw.aclose()
 
 
 @pytest.mark.redis
-async def test_redis_lease_taken_over_ignores_the_old_owner(redis_url: str) -> None:
-    prefix = f"test:{uuid.uuid4().hex}:"
-    slow = await redis_spool(redis_url, prefix, lease=0.2)
-    other = await redis_spool(redis_url, prefix, lease=0.2)
-    try:
-        await slow.put(records(1))
-        (stale,) = await slow.claim(1, wait=0)
-        await asyncio.sleep(0.3)
-        (taken,) = await other.claim(1, wait=2)
-        await slow.retry(stale, delay=0)  # too late: the entry is no longer its own
-        await slow.dead(stale, 400, "late")
-        assert await slow.dead_letters() == []
-        assert await slow.depth() == 1
-        await other.ack(taken)
-        assert await other.depth() == 0
-    finally:
-        await slow.close()
-        await other.close()
+@on_redis
+async def test_redis_reclaims_a_dead_consumers_entries(
+    spools: OpenSpool, raw_redis: aioredis.Redis, prefix: str
+) -> None:
+    spool = await spools(lease=0.3)
+    await spool.put(records(3))
+    # A forwarder that read the entries and died before acking them.
+    read = await raw_redis.xreadgroup(GROUP, "dead-forwarder", {f"{prefix}queue": ">"}, count=10)
+    assert len(read[0][1]) == 3
+    assert await spool.claim(10, wait=0) == []
+    await asyncio.sleep(0.4)
+    reclaimed = await spool.claim(10, wait=2)
+    assert keys(reclaimed) == {"k0", "k1", "k2"}
+    for item in reclaimed:
+        await spool.ack(item)
+    assert await spool.depth() == 0
+    assert (await raw_redis.xpending(f"{prefix}queue", GROUP))["pending"] == 0
 
 
 @pytest.mark.redis
-async def test_redis_failed_xadd_forgets_the_keys(redis_url: str) -> None:
-    prefix = f"test:{uuid.uuid4().hex}:"
-    spool = await redis_spool(redis_url, prefix)
-    raw = aioredis.Redis.from_url(redis_url)
-    try:
-        # An entry with the largest possible id: every later `XADD *` is refused.
-        stream = f"{prefix}queue"
-        top = await raw.xadd(stream, {"x": "1"}, id="18446744073709551615-18446744073709551615")
-        await raw.xdel(stream, top)
-        with pytest.raises(SpoolFull):
-            await spool.put(records(2))
-        assert await raw.exists(f"{prefix}key:k0", f"{prefix}key:k1") == 0
-    finally:
-        await raw.aclose()
-        await spool.close()
+@on_redis
+async def test_redis_lease_taken_over_ignores_the_old_owner(spools: OpenSpool) -> None:
+    slow = await spools(lease=0.2)
+    other = await spools(lease=0.2)
+    await slow.put(records(1))
+    (stale,) = await slow.claim(1, wait=0)
+    await asyncio.sleep(0.3)
+    (taken,) = await other.claim(1, wait=2)
+    await slow.retry(stale, delay=0)  # too late: the entry is no longer its own
+    await slow.dead(stale, 400, "late")
+    assert await slow.dead_letters() == []
+    assert await slow.depth() == 1
+    await other.ack(taken)
+    assert await other.depth() == 0
 
 
 @pytest.mark.redis
-async def test_redis_entries_of_a_closed_instance_are_claimable_at_once(redis_url: str) -> None:
-    prefix = f"test:{uuid.uuid4().hex}:"
-    leaving = await redis_spool(redis_url, prefix, lease=30)
-    staying = await redis_spool(redis_url, prefix, lease=30)
-    try:
-        await leaving.put(records(2))
-        assert len(await leaving.claim(10, wait=0)) == 2
-        await leaving.close()
-        assert keys(await staying.claim(10, wait=1)) == {"k0", "k1"}
-    finally:
-        await staying.close()
+@on_redis
+async def test_redis_failed_xadd_forgets_the_keys(
+    spools: OpenSpool, raw_redis: aioredis.Redis, prefix: str
+) -> None:
+    spool = await spools()
+    # An entry with the largest possible id: every later `XADD *` is refused.
+    stream = f"{prefix}queue"
+    top = await raw_redis.xadd(stream, {"x": "1"}, id="18446744073709551615-18446744073709551615")
+    await raw_redis.xdel(stream, top)
+    with pytest.raises(SpoolFull):
+        await spool.put(records(2))
+    assert await raw_redis.exists(f"{prefix}key:k0", f"{prefix}key:k1") == 0
+
+
+@pytest.mark.redis
+@on_redis
+async def test_redis_entries_of_a_closed_instance_are_claimable_at_once(
+    spools: OpenSpool,
+) -> None:
+    leaving = await spools(lease=30)
+    staying = await spools(lease=30)
+    await leaving.put(records(2))
+    assert len(await leaving.claim(10, wait=0)) == 2
+    await leaving.close()
+    assert keys(await staying.claim(10, wait=1)) == {"k0", "k1"}

@@ -8,13 +8,9 @@ interface: `memory:` (tests), `sqlite:///path` (embedded default) and
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
-
-In = TypeVar("In")
-Out = TypeVar("Out")
+from typing import Protocol
 
 # What a record is forwarded to: `track` -> /v2/ian/track, `order_log` -> /v2/ian/order/log.
 KINDS = ("track", "order_log")
@@ -66,44 +62,28 @@ class DeadLetter:
     failed_at: float  # unix time
 
 
-class Batcher(Generic[In, Out]):
-    """Calls made while a flush is in flight are handed to the next flush together.
+# The capacity rule of a put, for backends that store several calls together.
 
-    `flush` answers each item in order, with a value or the exception to raise.
+
+def admit(calls: Sequence[Sequence[Record]], room: int) -> list[bool]:
+    """Which of the put calls stored together fit in `room` more records, in order.
+
+    A call that does not fit takes none of the room: it stores nothing and raises SpoolFull.
     """
+    fits = []
+    for records in calls:
+        fits.append(len(records) <= room)
+        room -= len(records) if fits[-1] else 0
+    return fits
 
-    def __init__(self, flush: Callable[[list[In]], Awaitable[list[Out | BaseException]]],
-                 most: int) -> None:
-        self._flush = flush
-        self._most = most
-        self._pending: list[tuple[In, asyncio.Future[Out]]] = []
-        self._flusher: asyncio.Task[None] | None = None
 
-    async def submit(self, item: In) -> Out:
-        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._run())
-        return await future
-
-    async def drain(self) -> None:
-        if self._flusher is not None:
-            await self._flusher
-
-    async def _run(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[:self._most], self._pending[self._most:]
-            try:
-                outcomes = await self._flush([item for item, _ in batch])
-            except Exception as exc:  # every caller must get an answer
-                outcomes = [exc] * len(batch)
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if future.done():  # the caller was cancelled
-                    continue
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
+def per_call(calls: Sequence[Sequence[Record]], fits: Sequence[bool],
+             answers: Iterable[bool]) -> list[list[bool] | BaseException]:
+    """Each call's answer: its share of `answers` (one per admitted record), or SpoolFull
+    to raise."""
+    each = iter(answers)
+    return [[next(each) for _ in records] if fit else SpoolFull()
+            for records, fit in zip(calls, fits, strict=True)]
 
 
 class Spool(Protocol):

@@ -13,9 +13,7 @@ are moved back to the stream by a Lua script, which Redis runs atomically
 (https://redis.io/docs/latest/develop/interact/programmability/eval-intro/).
 Dead letters are a second stream, so they keep their order and an id.
 
-Stream fields: `r` the record (a JSON header `[kind, key, user_agent]`, a
-newline, the body), `n` upstream attempts so far, `e` enqueued at (unix ms).
-A delayed entry is the sorted-set member `<32 hex token><n>:<e>:<r>`.
+How an entry looks, and the scripts that move one, are in redis_entries.py.
 
 `max_records` is checked before each put (XLEN + ZCARD), not atomically with
 it: concurrent puts may pass it by their own size, which is what it is for
@@ -27,82 +25,42 @@ loses at most about a second of acknowledged events on a power loss).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final, Generic, TypeVar
 
-import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from gateway.spool import Batcher, Claimed, DeadLetter, Record, SpoolFull, remember_for
+from gateway.spool import Claimed, DeadLetter, Record, SpoolFull, admit, per_call, remember_for
+from gateway.spool.redis_entries import (
+    BURY,
+    PROMOTE,
+    REPLAY,
+    RETRY,
+    TOKEN_LEN,
+    claimed_entry,
+    dead_letter,
+    pack,
+    stream_entries,
+    text,
+)
 
 log = logging.getLogger(__name__)
 
+In = TypeVar("In")
+Out = TypeVar("Out")
+
 GROUP: Final = "forwarders"
-TOKEN_LEN: Final = 32
 FORGET_IDLE_CONSUMERS_MS: Final = 3_600_000  # consumers of processes gone for an hour
 EXPEDITE_CHUNK: Final = 1000
 RELEASED_IDLE_MS: Final = 2**40  # "delivered long ago": claimable at once by anyone
-
-# KEYS: delayed, stream. ARGV: now (ms), most to move.
-PROMOTE: Final = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-for _, member in ipairs(due) do
-  local n, e, r = string.match(member, '^(%d+):(%d+):(.*)$', 33)
-  redis.call('XADD', KEYS[2], '*', 'r', r, 'n', n, 'e', e)
-  redis.call('ZREM', KEYS[1], member)
-end
-return #due
-"""
-
-# Shared head of RETRY and BURY: the entry, only while pending for this consumer
-# (a consumer whose lease ran out and was taken over settles nothing).
-# KEYS[1]: stream. ARGV[1]: group, ARGV[2]: id, ARGV[3]: consumer.
-_OWNED_ENTRY = """
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
-if #pending == 0 or pending[1][2] ~= ARGV[3] then return 0 end
-local entries = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-if #entries == 0 then return 0 end
-local f = {}
-local flat = entries[1][2]
-for i = 1, #flat, 2 do f[flat[i]] = flat[i + 1] end
-"""
-
-# KEYS: stream, delayed. ARGV: group, id, consumer, due (ms), token.
-RETRY: Final = _OWNED_ENTRY + """
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5] .. (tonumber(f.n) + 1) .. ':' .. f.e .. ':' .. f.r)
-return 1
-"""
-
-# KEYS: stream, dead. ARGV: group, id, consumer, status, answer, failed at (ms).
-BURY: Final = _OWNED_ENTRY + """
-redis.call('XADD', KEYS[2], '*', 'r', f.r, 'n', tonumber(f.n) + 1, 's', ARGV[4], 'a', ARGV[5],
-           't', ARGV[6])
-return 1
-"""
-
-# KEYS: dead, stream. ARGV: dead letter id, now (ms).
-REPLAY: Final = """
-local entries = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
-if #entries == 0 then return 0 end
-local flat = entries[1][2]
-for i = 1, #flat, 2 do
-  if flat[i] == 'r' then
-    redis.call('XADD', KEYS[2], '*', 'r', flat[i + 1], 'n', 0, 'e', ARGV[2])
-  end
-end
-redis.call('XDEL', KEYS[1], ARGV[1])
-return 1
-"""
-
 
 def _refused(cause: BaseException) -> SpoolFull:
     """Redis failed: intake answers 503, never 500."""
@@ -115,38 +73,44 @@ def _ms(seconds: float) -> int:
     return int(seconds * 1000)
 
 
-def _pack(record: Record) -> bytes:
-    return orjson.dumps([record.kind, record.key, record.user_agent]) + b"\n" + record.body
+class Batcher(Generic[In, Out]):
+    """Calls made while a flush is in flight are handed to the next flush together.
 
+    `flush` answers each item in order, with a value or the exception to raise.
+    """
 
-def _unpack(blob: bytes) -> Record:
-    header, _, body = blob.partition(b"\n")
-    kind, key, user_agent = orjson.loads(header)
-    return Record(kind=kind, key=key, body=body, user_agent=user_agent)
+    def __init__(self, flush: Callable[[list[In]], Awaitable[list[Out | BaseException]]],
+                 most: int) -> None:
+        self._flush = flush
+        self._most = most
+        self._pending: list[tuple[In, asyncio.Future[Out]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
+    async def submit(self, item: In) -> Out:
+        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._run())
+        return await future
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    async def drain(self) -> None:
+        if self._flusher is not None:
+            await self._flusher
 
-
-def _entries(answer: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
-    """Entries of XRANGE, XREADGROUP or XAUTOCLAIM; Redis < 7 gives deleted ones nil fields."""
-    return [(entry_id, fields) for entry_id, fields in answer or () if fields]
-
-
-def _claimed(entry_id: bytes, fields: dict[bytes, bytes]) -> Claimed:
-    return Claimed(_text(entry_id), _unpack(fields[b"r"]), int(fields[b"n"]))
-
-
-def _dead_letter(entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
-    return DeadLetter(
-        id=_text(entry_id),
-        record=_unpack(fields[b"r"]),
-        status=int(fields[b"s"]),
-        answer=fields[b"a"].decode(errors="replace"),
-        attempts=int(fields[b"n"]),
-        failed_at=int(fields[b"t"]) / 1000,
-    )
+    async def _run(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:self._most], self._pending[self._most:]
+            try:
+                outcomes = await self._flush([item for item, _ in batch])
+            except Exception as exc:  # every caller must get an answer
+                outcomes = [exc] * len(batch)
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():  # the caller was cancelled
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
 
 
 class RedisSpool:
@@ -178,7 +142,7 @@ class RedisSpool:
         self._closed = False
         # Puts share one connection (they are batched); acks, retries and claims take one
         # each, so the pool's size bounds the forwarder's concurrency, not intake's.
-        # (BlockingConnectionPool measured 3x slower per command in redis-py 8.)
+        # A plain pool, not BlockingConnectionPool: that one is slower per command.
         pool = aioredis.ConnectionPool.from_url(
             url, max_connections=max_connections, socket_connect_timeout=5
         )
@@ -236,7 +200,7 @@ class RedisSpool:
             await self._redis.xclaim(
                 self._stream, GROUP, self.consumer, 0, ids, idle=RELEASED_IDLE_MS, justid=True
             )
-            after = "(" + _text(ids[-1])
+            after = "(" + text(ids[-1])
 
     # -- the Spool protocol ------------------------------------------------
 
@@ -253,19 +217,13 @@ class RedisSpool:
 
     async def _store_calls(self, calls: list[Sequence[Record]]) -> list[list[bool] | BaseException]:
         """Each call's answer, or SpoolFull for a call that does not fit (it sets no key)."""
-        room = self._max - await self.depth()
-        fits = []
-        for records in calls:
-            fits.append(len(records) <= room)
-            room -= len(records) if fits[-1] else 0
+        fits = admit(calls, self._max - await self.depth())
         taken = [r for records, fit in zip(calls, fits, strict=True) if fit for r in records]
         answers = await self._remember(taken)
         fresh = [record for record, new in zip(taken, answers, strict=True) if new]
         if fresh:
             await self._enqueue(fresh)
-        each = iter(answers)
-        return [[next(each) for _ in records] if fit else SpoolFull()
-                for records, fit in zip(calls, fits, strict=True)]
+        return per_call(calls, fits, answers)
 
     async def _remember(self, records: Sequence[Record]) -> list[bool]:
         """SET NX PX per key, in order: True where this set it (a new event)."""
@@ -282,7 +240,7 @@ class RedisSpool:
         now = _ms(time.time())
         pipe = self._redis.pipeline(transaction=True)
         for record in records:
-            pipe.xadd(self._stream, {b"r": _pack(record), b"n": b"0", b"e": now})
+            pipe.xadd(self._stream, {b"r": pack(record), b"n": b"0", b"e": now})
         try:
             await pipe.execute()
         except RedisError:
@@ -315,8 +273,8 @@ class RedisSpool:
             self._stream, GROUP, self.consumer, self._lease_ms,
             start_id=self._reclaim_from, count=limit,
         )
-        self._reclaim_from = _text(answer[0])
-        return [_claimed(entry_id, fields) for entry_id, fields in _entries(answer[1])]
+        self._reclaim_from = text(answer[0])
+        return [claimed_entry(entry_id, fields) for entry_id, fields in stream_entries(answer[1])]
 
     async def _read_new(self, limit: int, block: float) -> list[Claimed]:
         # BLOCK 0 would mean forever: no BLOCK at all when not waiting.
@@ -326,7 +284,8 @@ class RedisSpool:
         )
         if not answer:
             return []
-        return [_claimed(entry_id, fields) for entry_id, fields in _entries(answer[0][1])]
+        entries = stream_entries(answer[0][1])
+        return [claimed_entry(entry_id, fields) for entry_id, fields in entries]
 
     async def ack(self, claimed: Claimed) -> None:
         await self._acks.submit(claimed.id)
@@ -374,22 +333,22 @@ class RedisSpool:
         pipe.xrange(self._stream, count=1)
         pipe.zrange(self._delayed, 0, 0)
         head, delayed = await pipe.execute()
-        enqueued = [int(fields[b"e"]) for _, fields in _entries(head)]
+        enqueued = [int(fields[b"e"]) for _, fields in stream_entries(head)]
         enqueued += [int(member[TOKEN_LEN:].split(b":", 2)[1]) for member in delayed]
         if not enqueued:
             return 0.0
         return max(time.time() - min(enqueued) / 1000, 0.0)
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        entries = _entries(await self._redis.xrange(self._dead, count=limit))
-        return [_dead_letter(entry_id, fields) for entry_id, fields in entries]
+        entries = stream_entries(await self._redis.xrange(self._dead, count=limit))
+        return [dead_letter(entry_id, fields) for entry_id, fields in entries]
 
     async def replay(self, ids: Sequence[str] | None = None) -> int:
         if ids is not None:
             return await self._replay_ids(ids)
         moved = 0
-        while entries := _entries(await self._redis.xrange(self._dead, count=500)):
-            moved += await self._replay_ids([_text(entry_id) for entry_id, _ in entries])
+        while entries := stream_entries(await self._redis.xrange(self._dead, count=500)):
+            moved += await self._replay_ids([text(entry_id) for entry_id, _ in entries])
         return moved
 
     async def _replay_ids(self, ids: Sequence[str]) -> int:

@@ -1,0 +1,108 @@
+"""The SQLite spool's file: its tables, the migrations of earlier versions' files, its connections.
+
+Every connection is in WAL mode with `synchronous=FULL` by default, so a commit returns only
+once the WAL is fsynced and an event answered 202 survives a power loss, not only a process
+crash (sqlite.org: "PRAGMA synchronous", "Write-Ahead Logging"; docs/durability.md
+). The writer's connection creates the tables and migrates, in one transaction, so
+worker processes starting together on one file agree on its shape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from typing import Final
+
+from gateway.settings import ConfigError
+
+# `due_at`: when a waiting row is due, or when a leased row's lease ends.
+SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS records (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        body BLOB NOT NULL,
+        user_agent TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        enqueued_at REAL NOT NULL,
+        due_at REAL NOT NULL,
+        lease_owner TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS records_due ON records (due_at)",
+    """CREATE INDEX IF NOT EXISTS records_lease ON records (lease_owner)
+       WHERE lease_owner IS NOT NULL""",
+    # Dedupe keys, appended as they are first seen (keylog.py). AUTOINCREMENT: an id is never
+    # used twice, even once every row is purged, so "rows after the last one learned" misses none.
+    """CREATE TABLE IF NOT EXISTS key_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS key_log_expiry ON key_log (expires_at)",
+    # Earlier versions kept the keys in a unique index (`keys`): moved to the log.
+    """CREATE TABLE IF NOT EXISTS keys (
+        key TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+    "INSERT INTO key_log (key, expires_at) SELECT key, expires_at FROM keys ORDER BY expires_at",
+    "DROP TABLE keys",
+    """CREATE TABLE IF NOT EXISTS dead_letters (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        body BLOB NOT NULL,
+        user_agent TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        answer TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        failed_at REAL NOT NULL
+    )""",
+    # count(*) walks a whole index and the capacity check runs on every put, so the writer
+    # keeps the count: one update per statement that adds or deletes records (tables.count).
+    "CREATE TABLE IF NOT EXISTS counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID",
+    "INSERT OR IGNORE INTO counts VALUES ('records', (SELECT count(*) FROM records))",
+    # Earlier versions kept it with a trigger per row (a third of an ack's cost): gone.
+    "DROP TRIGGER IF EXISTS records_counted_in",
+    "DROP TRIGGER IF EXISTS records_counted_out",
+)
+
+WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024  # the WAL is truncated back to this after a checkpoint
+
+
+def connect(path: str, synchronous: str, busy_timeout: float) -> sqlite3.Connection:
+    """A connection whose transactions are ours (BEGIN IMMEDIATE / COMMIT), not the module's.
+
+    `busy_timeout`: seconds a transaction waits for another process's write lock.
+    """
+    conn = sqlite3.connect(
+        path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+    )
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    return conn
+
+
+def open_writer(path: str, synchronous: str, busy_timeout: float) -> sqlite3.Connection:
+    """The writer's connection, on a file in WAL mode with every table of this version."""
+    conn = connect(path, synchronous, busy_timeout)
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode != "wal":
+        conn.close()
+        raise ConfigError(f"IAN_SPOOL: {path!r} cannot use WAL (journal_mode={mode})")
+    conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in SCHEMA:
+            conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        conn.close()
+        raise
+    return conn
+
+
+def roll_back(conn: sqlite3.Connection) -> None:
+    """After a failure; sqlite may have rolled back already (disk full, I/O error)."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
