@@ -2,8 +2,8 @@
 
 Every connection is in WAL mode with `synchronous=FULL` by default, so a commit returns only
 once the WAL is fsynced and an event answered 202 survives a power loss, not only a process
-crash (sqlite.org: "PRAGMA synchronous", "Write-Ahead Logging"; docs/durability.md
-). The writer's connection creates the tables and migrates, in one transaction, so
+crash (sqlite.org: "PRAGMA synchronous", "Write-Ahead Logging"; docs/durability.md).
+The writer's connection creates the tables and migrates, in one transaction, so
 worker processes starting together on one file agree on its shape.
 """
 
