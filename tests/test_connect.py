@@ -1,7 +1,7 @@
 """The upstream client on a real network: TLS verified, an egress proxy, redirects never followed.
 
 Real gateway processes forward over real HTTP(S) to recording upstreams
-(tests/upstream.py) on loopback; the proxy is a real tinyproxy process and the
+(tests/support/upstream.py) on loopback; the proxy is a real tinyproxy process and the
 certificates come from a throwaway CA made for the run (loadtests/throwaway_ca.py).
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,16 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ROOT, free_port, recording_upstream, wait_for_port
-from factories import event, event_id
-from test_forward import TRACK, send
-from upstream import Upstream
-
-sys.path.insert(0, str(ROOT / "loadtests"))
-import bench_stub
-import throwaway_ca
 
 from gateway.connect import STREAMS_PER_CONNECTION
+from loadtests import bench_stub, throwaway_ca
+from tests.support import TRACK, free_port, send, wait_for_port
+from tests.support.factories import event, event_id
+from tests.support.upstream import Upstream, recording_upstream
 
 TOKEN = "/v2/oauth/token"
 

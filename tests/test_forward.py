@@ -17,20 +17,12 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from factories import event, event_id
 
 from gateway.connect import Answer
 from gateway.forward import backoff, is_retryable, too_old
 from gateway.spool import Record
-
-BEACON = {"Content-Type": "text/plain", "User-Agent": "Mozilla/5.0 (shopper)"}
-TRACK = "/v2/ian/track"
-
-
-def send(http: httpx.Client, gw: Any, *events: dict[str, Any]) -> None:
-    answer = http.post(gw.url + "/v1/events", content=orjson.dumps({"events": list(events)}),
-                       headers=BEACON)
-    assert answer.status_code == 202, answer.text
+from tests.support import TRACK, send
+from tests.support.factories import event, event_id
 
 
 def test_upstream_request_shape(gateway: Any, http: httpx.Client, upstream: Any) -> None:

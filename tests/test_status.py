@@ -10,8 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Process, thread_server
-from factories import event
 
 from gateway.app import create_app
 from gateway.asgi import Receive, Send, respond
@@ -20,6 +18,8 @@ from gateway.settings import Settings
 from gateway.spool.memory import MemorySpool
 from gateway.status import Status, quantile
 from gateway.types import Scope
+from tests.support import Process, thread_server
+from tests.support.factories import event
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 

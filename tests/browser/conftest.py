@@ -17,8 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Process, free_port
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from tests.support import Process, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

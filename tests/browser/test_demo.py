@@ -6,8 +6,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port
 from playwright.sync_api import Browser, Page
+
+from tests.support import free_port
 
 from .conftest import Demo, data_of, wait_for_ids
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
 from playwright.sync_api import Browser, Page, Route
+
+from tests.support import ROOT
 
 from .conftest import (
     COLLECT_SENT,

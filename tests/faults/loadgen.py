@@ -28,7 +28,8 @@ from typing import Any
 
 import httpx
 import orjson
-from factories import ALL_PAIRS, event, event_id
+
+from tests.support.factories import ALL_PAIRS, event, event_id
 
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) ian-gateway-faults/1"
 BATCH_SIZES = (2, 8)  # a batch holds 2 to 8 events

@@ -27,8 +27,8 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from conftest import Process, free_port
-from spool_fixtures import REDIS_MISSING, redis_available, redis_server
+
+from tests.support import Process, free_port
 
 from .loadgen import LoadGen, Tally
 
@@ -423,14 +423,6 @@ def test_sigterm_exit_status_is_0(spawn: Spawn, sandbox: Sandbox, tmp_path: Path
 
 
 # -- 4. two instances on one Redis ---------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not redis_available():
-        pytest.skip(REDIS_MISSING)
-    with redis_server(tmp_path_factory.mktemp("redis")) as server:
-        yield server.url
 
 
 @pytest.fixture
