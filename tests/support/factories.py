@@ -1,50 +1,34 @@
-"""Valid events for every (event, ad type) pair of the track document, for tests."""
+"""Valid events for every (event, ad type) pair of the track document, for tests.
+
+They are the traffic model's events (`loadtests/traffic.py`) with fixed placements,
+so a test can name the fields it changes.
+"""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from gateway.catalog import AD_TYPES, PAIRS, AdType
+from gateway.catalog import PAIRS
+from loadtests.traffic import BY_NAME, ad_event, ad_fields
 
-BY_NAME = {ad.name: ad for ad in AD_TYPES}
-
-
-def fields_for(ad: AdType, name: str) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "event_id": str(uuid.uuid4()),
-        "object_tracking_id": "tracking-1",
-        "record_version": "1",
-        "page_view_id": str(uuid.uuid4()),
-    }
-    if "interaction_id" in ad.required(name):
-        fields["interaction_id"] = str(uuid.uuid4())
-    if ad.name == "sponsored_product":
-        fields.update(display_position="3", organic_position="4", format_type="item_card",
-                      product_id="1234", page="1", block_number="2")
-    if ad.item:
-        fields["product_id"] = "987"
-    if ad.name != "sponsored_product":
-        fields["creative_type"] = "image"
-    if name.endswith("_creative_asset"):
-        fields["asset_type"] = "image"
-    return fields
+__all__ = ["ALL_PAIRS", "BY_NAME", "enriched", "event", "event_id"]
 
 
 def event(name: str = "ian.sponsored_product.clicked", ad_type: str = "sponsored_product",
           **overrides: Any) -> dict[str, Any]:
     """A valid browser event; `overrides` replace fields of its `*_data` object."""
     assert (name, ad_type) in PAIRS or overrides.pop("_any_pair", False), (name, ad_type)
-    ad = BY_NAME[ad_type]
-    fields = fields_for(ad, name)
-    fields.update(overrides)
-    fields = {k: v for k, v in fields.items() if v is not ...}
-    return {
-        "event": name,
-        "user_id": "u-42",
-        "sent_at": "2026-11-22T10:15:30+08:00",
-        "data": {ad.data_key: fields},
-    }
+    product_id = "1234" if ad_type == "sponsored_product" else "987"
+    ad = ad_fields(ad_type, "tracking-1", product_id, position=3, organic_position=4,
+                   block_number=2)
+    evt = ad_event(name, ad_type, ad, user_id="u-42", sent_at="2026-11-22T10:15:30+08:00",
+                   page_view_id=str(uuid.uuid4()), record_version="1")
+    (data,) = evt["data"].values()
+    data.update(overrides)
+    for key in [k for k, v in data.items() if v is ...]:
+        del data[key]
+    return evt
 
 
 def enriched(evt: dict[str, Any], user_agent: str = "Mozilla/5.0", ip: str = "203.0.113.9"
