@@ -10,7 +10,7 @@ from playwright.sync_api import Browser, Page
 
 from tests.support import free_port
 
-from .conftest import Demo, data_of, wait_for_ids
+from .support import Demo, data_of, wait_for_ids
 
 pytestmark = pytest.mark.browser
 

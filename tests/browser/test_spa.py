@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, Route
 
 from tests.support import ROOT
 
-from .conftest import (
+from .support import (
     COLLECT_SENT,
     VIEWPORT,
     Demo,
