@@ -36,7 +36,7 @@ class Tally:
 
 
 def upstream_headers() -> dict[str, str]:
-    """The forwarder's headers (DESIGN.md: Forwarding)."""
+    """The headers the gateway's forwarder sends (gateway/connect.py)."""
     return {
         "Authorization": "Bearer bench",
         "Content-Type": "application/json",
