@@ -1,20 +1,23 @@
 """Every setting of the gateway, defined once.
 
-Each `Setting` names its environment variable, its default and what it means;
-`Settings.from_env` reads them all and fails loudly, naming the variable, before
-a port opens. The README's configuration table is generated from `SETTINGS`
-(`ian-gateway config --markdown`) and a test holds the two together.
+Each field of `Settings` names its environment variable, how it is read, its
+default (written as the variable would be, and parsed once for the field) and
+what it means; `Settings.from_env` reads them all and fails loudly, naming the
+variable, before a port opens. The README's configuration table is generated
+from `SETTINGS` (`ian-gateway config --markdown`) and a test holds the two together.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+T = TypeVar("T")
 
 CLIENT_IP_HEADERS = ("CF-Connecting-IP", "True-Client-IP", "Fastly-Client-IP")
 
@@ -124,109 +127,110 @@ class Setting:
     env: str
     attr: str
     parse: Callable[[str], Any]
-    default: str
+    default: str  # as the variable would be written; `Settings` holds it parsed
     doc: str
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("IAN_UPSTREAM_URL", "upstream_url", _text, "",
-            "Base URL of Instacart Connect (the IAN host). Required by `serve`; "
-            "`demo` uses its embedded sandbox."),
-    Setting("IAN_ACCESS_TOKEN", "access_token", _text, "",
-            "A static bearer token for the upstream."),
-    Setting("IAN_CLIENT_ID", "client_id", _text, "",
-            "OAuth client id; with the secret, the gateway fetches `POST /v2/oauth/token`, "
-            "caches the token, refreshes it before expiry and once on a 401."),
-    Setting("IAN_CLIENT_SECRET", "client_secret", _text, "", "OAuth client secret."),
-    Setting("IAN_RETAILER_ID", "retailer_id", _text, "",
-            "Sent upstream as `X-Retailer-Id`; unset, the header is not sent."),
-    Setting("IAN_ALLOWED_ORIGINS", "allowed_origins", _list, "",
-            "Comma list of storefront origins allowed by CORS; none: browsers are refused."),
-    Setting("IAN_TRUSTED_PROXIES", "trusted_proxies", _networks, "",
-            "Comma list of CIDRs whose `X-Forwarded-For` is believed; none: the socket "
-            "peer is the client."),
-    Setting("IAN_CLIENT_IP_HEADER", "client_ip_header", _client_ip_header, "",
-            "CDN header to take the client IP from (`CF-Connecting-IP`, `True-Client-IP`, "
-            "`Fastly-Client-IP`), only when the peer is a trusted proxy."),
-    Setting("IAN_SPOOL", "spool", _spool, "sqlite:///./ian-spool.db",
-            "`sqlite:///path` (embedded), `redis://…` (scale-out) or `memory:` "
-            "(tests only: loses events on exit)."),
-    Setting("IAN_SPOOL_MAX", "spool_max", _positive_int, "1000000",
-            "Events the spool may hold before intake answers 503 with Retry-After."),
-    Setting("IAN_SPOOL_LEASE", "spool_lease", _positive_float, "30",
-            "Seconds a record claimed by a forwarder stays hidden from the others; a dead "
-            "forwarder's records are sent again after it. Must exceed `IAN_UPSTREAM_TIMEOUT`."),
-    Setting("IAN_DEDUPE_TTL", "dedupe_ttl", _positive_float, "900",
-            "Seconds an `event_id` is remembered for dedupe; an order's key is kept for three "
-            "days, the order log's window."),
-    Setting("IAN_DEDUPE_MAX", "dedupe_max", _positive_int, "1000000",
-            "Most event_ids the in-process dedupe cache holds."),
-    Setting("IAN_ORDERS_API_KEYS", "orders_api_keys", _list, "",
-            "Comma list of bearer keys accepted by `POST /v1/orders`; none: orders are refused."),
-    Setting("IAN_FORWARD_CONCURRENCY", "forward_concurrency", _positive_int, "1024",
-            "Most upstream requests in flight. The forwarder adapts how many it keeps in "
-            "flight to the upstream's latency and throttling (429, 503, timeouts), up to this."),
-    Setting("IAN_FORWARDER", "forwarder", _flag, "true",
-            "Run the forwarder inside `serve`; false when `ian-gateway forward` runs it alone."),
-    Setting("IAN_UPSTREAM_TIMEOUT", "upstream_timeout", _positive_float, "10",
-            "Seconds one upstream request may take before it is retried."),
-    Setting("IAN_REQUEST_TIMEOUT", "request_timeout", _positive_float, "10",
-            "Seconds a request may take to arrive whole (headers and body), from the "
-            "connection's opening or the request's first byte; past it the gateway answers "
-            "408 or closes the connection (slow clients). An 8 MiB order batch needs ~1 MB/s."),
-    Setting("IAN_UPSTREAM_CA", "upstream_ca", _pem_file, "",
-            "A PEM bundle of CAs trusted for the upstream besides the system's (TLS "
-            "inspection, tests). The upstream's certificate is always verified."),
-    Setting("HTTPS_PROXY", "https_proxy", _proxy_url, "",
-            "Egress proxy for the upstream (`http://host:port`; HTTPS goes through it with "
-            "CONNECT). Only the upper-case name is read."),
-    Setting("NO_PROXY", "no_proxy", _text, "",
-            "Comma list of hosts, domains (`.example.com`) or CIDRs reached without the proxy."),
-    Setting("IAN_RATE_LIMIT", "rate_limit", _non_negative_float, "0",
-            "Requests per second one client IP may make to `/v1/*` (token bucket); 0: no limit. "
-            "Off by default: until `IAN_TRUSTED_PROXIES` is set behind a CDN, every request "
-            "seems to come from a few edge IPs."),
-    Setting("IAN_RATE_BURST", "rate_burst", _positive_int, "100",
-            "Requests one client IP may make at once before the rate applies."),
-    Setting("IAN_ANONYMIZE_IP", "anonymize_ip", _flag, "false",
-            "Zero the IPv4 last octet / IPv6 last 80 bits before the IP is stored, "
-            "forwarded or logged."),
-    Setting("IAN_DROP_BOTS", "drop_bots", _flag, "false",
-            "Reject events whose user agent is a bot (HeadlessChrome included); they are "
-            "counted in metrics either way."),
-    Setting("IAN_LOG_FORMAT", "log_format", _log_format, "json",
-            "`json` (one object per line, with a request id) or `text`."),
-)
+def setting(env: str, parse: Callable[[str], T], default: str, doc: str) -> T:
+    """A field of `Settings` read from `env`; its default is `parse(default)`."""
+    return field(default=parse(default),
+                 metadata={"env": env, "parse": parse, "default": default, "doc": doc})
 
 
 @dataclass(frozen=True)
 class Settings:
-    upstream_url: str | None = None
-    access_token: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = None
-    retailer_id: str | None = None
-    allowed_origins: tuple[str, ...] = ()
-    trusted_proxies: tuple[IPNetwork, ...] = ()
-    client_ip_header: str | None = None
-    spool: str = "sqlite:///./ian-spool.db"
-    spool_max: int = 1_000_000
-    spool_lease: float = 30.0
-    dedupe_ttl: float = 900.0
-    dedupe_max: int = 1_000_000
-    orders_api_keys: tuple[str, ...] = ()
-    forward_concurrency: int = 1024
-    forwarder: bool = True
-    upstream_timeout: float = 10.0
-    request_timeout: float = 10.0
-    upstream_ca: str | None = None
-    https_proxy: str | None = None
-    no_proxy: str | None = None
-    rate_limit: float = 0.0
-    rate_burst: int = 100
-    anonymize_ip: bool = False
-    drop_bots: bool = False
-    log_format: str = "json"
+    upstream_url: str | None = setting(
+        "IAN_UPSTREAM_URL", _text, "",
+        "Base URL of Instacart Connect (the IAN host). Required by `serve`; "
+        "`demo` uses its embedded sandbox.")
+    access_token: str | None = setting(
+        "IAN_ACCESS_TOKEN", _text, "", "A static bearer token for the upstream.")
+    client_id: str | None = setting(
+        "IAN_CLIENT_ID", _text, "",
+        "OAuth client id; with the secret, the gateway fetches `POST /v2/oauth/token`, "
+        "caches the token, refreshes it before expiry and once on a 401.")
+    client_secret: str | None = setting(
+        "IAN_CLIENT_SECRET", _text, "", "OAuth client secret.")
+    retailer_id: str | None = setting(
+        "IAN_RETAILER_ID", _text, "",
+        "Sent upstream as `X-Retailer-Id`; unset, the header is not sent.")
+    allowed_origins: tuple[str, ...] = setting(
+        "IAN_ALLOWED_ORIGINS", _list, "",
+        "Comma list of storefront origins allowed by CORS; none: browsers are refused.")
+    trusted_proxies: tuple[IPNetwork, ...] = setting(
+        "IAN_TRUSTED_PROXIES", _networks, "",
+        "Comma list of CIDRs whose `X-Forwarded-For` is believed; none: the socket "
+        "peer is the client.")
+    client_ip_header: str | None = setting(
+        "IAN_CLIENT_IP_HEADER", _client_ip_header, "",
+        "CDN header to take the client IP from (`CF-Connecting-IP`, `True-Client-IP`, "
+        "`Fastly-Client-IP`), only when the peer is a trusted proxy.")
+    spool: str = setting(
+        "IAN_SPOOL", _spool, "sqlite:///./ian-spool.db",
+        "`sqlite:///path` (embedded), `redis://…` (scale-out) or `memory:` "
+        "(tests only: loses events on exit).")
+    spool_max: int = setting(
+        "IAN_SPOOL_MAX", _positive_int, "1000000",
+        "Events the spool may hold before intake answers 503 with Retry-After.")
+    spool_lease: float = setting(
+        "IAN_SPOOL_LEASE", _positive_float, "30",
+        "Seconds a record claimed by a forwarder stays hidden from the others; a dead "
+        "forwarder's records are sent again after it. Must exceed `IAN_UPSTREAM_TIMEOUT`.")
+    dedupe_ttl: float = setting(
+        "IAN_DEDUPE_TTL", _positive_float, "900",
+        "Seconds an `event_id` is remembered for dedupe; an order's key is kept for three "
+        "days, the order log's window.")
+    dedupe_max: int = setting(
+        "IAN_DEDUPE_MAX", _positive_int, "1000000",
+        "Most event_ids the in-process dedupe cache holds.")
+    orders_api_keys: tuple[str, ...] = setting(
+        "IAN_ORDERS_API_KEYS", _list, "",
+        "Comma list of bearer keys accepted by `POST /v1/orders`; none: orders are refused.")
+    forward_concurrency: int = setting(
+        "IAN_FORWARD_CONCURRENCY", _positive_int, "1024",
+        "Most upstream requests in flight. The forwarder adapts how many it keeps in "
+        "flight to the upstream's latency and throttling (429, 503, timeouts), up to this.")
+    forwarder: bool = setting(
+        "IAN_FORWARDER", _flag, "true",
+        "Run the forwarder inside `serve`; false when `ian-gateway forward` runs it alone.")
+    upstream_timeout: float = setting(
+        "IAN_UPSTREAM_TIMEOUT", _positive_float, "10",
+        "Seconds one upstream request may take before it is retried.")
+    request_timeout: float = setting(
+        "IAN_REQUEST_TIMEOUT", _positive_float, "10",
+        "Seconds a request may take to arrive whole (headers and body), from the "
+        "connection's opening or the request's first byte; past it the gateway answers "
+        "408 or closes the connection (slow clients). An 8 MiB order batch needs ~1 MB/s.")
+    upstream_ca: str | None = setting(
+        "IAN_UPSTREAM_CA", _pem_file, "",
+        "A PEM bundle of CAs trusted for the upstream besides the system's (TLS "
+        "inspection, tests). The upstream's certificate is always verified.")
+    https_proxy: str | None = setting(
+        "HTTPS_PROXY", _proxy_url, "",
+        "Egress proxy for the upstream (`http://host:port`; HTTPS goes through it with "
+        "CONNECT). Only the upper-case name is read.")
+    no_proxy: str | None = setting(
+        "NO_PROXY", _text, "",
+        "Comma list of hosts, domains (`.example.com`) or CIDRs reached without the proxy.")
+    rate_limit: float = setting(
+        "IAN_RATE_LIMIT", _non_negative_float, "0",
+        "Requests per second one client IP may make to `/v1/*` (token bucket); 0: no limit. "
+        "Off by default: until `IAN_TRUSTED_PROXIES` is set behind a CDN, every request "
+        "seems to come from a few edge IPs.")
+    rate_burst: int = setting(
+        "IAN_RATE_BURST", _positive_int, "100",
+        "Requests one client IP may make at once before the rate applies.")
+    anonymize_ip: bool = setting(
+        "IAN_ANONYMIZE_IP", _flag, "false",
+        "Zero the IPv4 last octet / IPv6 last 80 bits before the IP is stored, "
+        "forwarded or logged.")
+    drop_bots: bool = setting(
+        "IAN_DROP_BOTS", _flag, "false",
+        "Reject events whose user agent is a bot (HeadlessChrome included); they are "
+        "counted in metrics either way.")
+    log_format: str = setting(
+        "IAN_LOG_FORMAT", _log_format, "json",
+        "`json` (one object per line, with a request id) or `text`.")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -258,6 +262,12 @@ class Settings:
             )
 
 
+# Every field of `Settings`, in order: `from_env`, `config` and the README's table read these.
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(attr=f.name, **f.metadata) for f in fields(Settings)
+)
+
+
 def markdown_table() -> str:
     """The README's configuration table."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
@@ -265,6 +275,3 @@ def markdown_table() -> str:
         default = f"`{setting.default}`" if setting.default else "—"
         rows.append(f"| `{setting.env}` | {default} | {setting.doc} |")
     return "\n".join(rows)
-
-
-assert {s.attr for s in SETTINGS} <= {f.name for f in fields(Settings)}

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import aiohttp
 import uvloop  # uvicorn[standard] brings it; the gateway runs on it
-from bench_lua import USER_AGENT, body_template, fill
+
+from loadtests.bench_lua import USER_AGENT, body_template, fill
 
 
 @dataclass

@@ -42,13 +42,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import bench_profile
-import bench_report
-import bench_stub
-import throwaway_ca
-from bench_e2e import Driver
-from bench_lua import PATH, Script, lua_script, parse_wrk
-from bench_procs import Procs, free_port
+from loadtests import bench_profile, bench_report, bench_stub, throwaway_ca
+from loadtests.bench_e2e import Driver
+from loadtests.bench_lua import PATH, Script, lua_script, parse_wrk
+from loadtests.bench_procs import Procs
+from tests.support import free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -241,10 +239,10 @@ class Bench:
     def bare_loop(self, name: str, url: str, *extra: str, concurrency: int = 64
                   ) -> dict[str, float]:
         """`bare_forward.py` on the server's core; its JSON line, with its share of the core."""
-        argv = [sys.executable, str(HERE / "bare_forward.py"), url,
+        argv = [sys.executable, "-m", "loadtests.bare_forward", url,
                 "--concurrency", str(concurrency), "--warmup", str(self.options.warmup),
                 "--duration", str(self.options.duration), *extra]
-        proc = self.procs.start(name, argv, self.cpus.server, cwd=HERE)
+        proc = self.procs.start(name, argv, self.cpus.server, cwd=ROOT)
         try:
             proc.wait(self.options.warmup + self.options.duration + 60)
         finally:
@@ -580,3 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     path = bench_report.write(results)
     print(f"\n{results['seconds']:.0f} s; results: {path.relative_to(ROOT)}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from bench_lua import HEADERS, PATH, body_template, fill
+
+from loadtests.bench_lua import HEADERS, PATH, body_template, fill
 
 DRAIN_SECONDS = 3.0
 DRAIN_FLOOR = 300  # below this the forwarder may idle between claims: stop measuring

@@ -14,6 +14,9 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from loadtests.traffic import ad_event, ad_fields, beacon_body
 
 HOLE = "@EVENT_ID@"
 PATH = "/v1/events"
@@ -30,27 +33,14 @@ BATCH_EVENTS = (
 )
 
 
-def sponsored_product(event: str, position: int, page_view_id: str) -> dict[str, object]:
-    """One sponsored-product event as the snippet sends it; event_id is a hole."""
-    return {
-        "event": event,
-        "user_id": "bench-user-42",
-        "sent_at": "2026-11-22T17:15:30+00:00",
-        "data": {
-            "sponsored_product_data": {
-                "event_id": HOLE,
-                "object_tracking_id": f"bench-tracking-{position}",
-                "display_position": str(position),
-                "organic_position": str(position + 3),
-                "format_type": "item_card",
-                "product_id": str(1000 + position),
-                "page": "1",
-                "block_number": "1",
-                "record_version": "999",  # track doc: 999 for testing events
-                "page_view_id": page_view_id,
-            }
-        },
-    }
+def sponsored_product(event: str, position: int, page_view_id: str) -> dict[str, Any]:
+    """One sponsored-product event of the traffic model; event_id is a hole."""
+    ad = ad_fields("sponsored_product", f"bench-tracking-{position}", str(1000 + position),
+                   position, organic_position=position + 3, block_number=1)
+    return ad_event(event, "sponsored_product", ad, user_id="bench-user-42",
+                    sent_at="2026-11-22T17:15:30+00:00", page_view_id=page_view_id,
+                    record_version="999",  # track doc: 999 for testing events
+                    event_id=HOLE)
 
 
 def body_template(events: int) -> list[str]:
@@ -60,8 +50,7 @@ def body_template(events: int) -> list[str]:
         sponsored_product(BATCH_EVENTS[i % len(BATCH_EVENTS)], i + 1, page_view_id)
         for i in range(events)
     ]
-    document: object = items[0] if events == 1 else {"events": items}
-    return json.dumps(document, separators=(",", ":")).split(HOLE)
+    return beacon_body(items).decode().split(HOLE)
 
 
 def fill(fragments: Sequence[str]) -> bytes:

@@ -10,35 +10,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support import wait_for_port
 
 
 def pinned(argv: Sequence[str], cpu: str | None) -> list[str]:
     """`argv` run on the CPUs `cpu` ("1", "0-1") with taskset, or as is."""
     return ["taskset", "-c", cpu, *argv] if cpu else list(argv)
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exited with {proc.returncode} before port {port} opened")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"port {port} did not open in {timeout:g}s")
 
 
 class Procs:
@@ -61,7 +43,7 @@ class Procs:
         self._running.append(proc)
         if port is not None:
             try:
-                wait_for_port(port, proc)
+                wait_for_port(port, timeout=20.0, proc=proc)
             except (RuntimeError, TimeoutError) as exc:
                 self.stop(proc)
                 raise RuntimeError(f"{name}: {exc}\n{self.tail(name)}") from None

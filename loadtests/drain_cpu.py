@@ -1,7 +1,7 @@
 """CPU per event of `ian-gateway forward` draining a filled spool, for A/B runs of two trees.
 
-    python3 loadtests/drain_cpu.py /path/to/tree-a [--posts 750]
-    python3 loadtests/drain_cpu.py /path/to/tree-b
+    python3 -m loadtests.drain_cpu /path/to/tree-a [--posts 750]    # from the repository root
+    python3 -m loadtests.drain_cpu /path/to/tree-b
 
 Fills a SQLite spool through `serve` (forwarder off) with `posts` 20-event
 beacons, then starts `forward` from `tree` (its own `gateway` package, pinned
@@ -24,9 +24,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-import bench_stub
-from bench_lua import HEADERS, body_template, fill
-from bench_procs import free_port
+from loadtests import bench_stub
+from loadtests.bench_lua import HEADERS, body_template, fill
+from tests.support import free_port
 
 EDGE = 2000  # events left out at each end
 

@@ -2,11 +2,13 @@
 
     locust -f loadtests/locustfile.py --headless -u 50 -r 10 -t 30s --host http://127.0.0.1:8080
 
+(from the repository's root, where locust finds the package `loadtests`).
+
 Each user is a shopper browsing: a page view fires its beacons (on render,
 after the viewability second, on interaction; paced as `traffic.PAUSES` says)
 as `text/plain` bodies like `sendBeacon`, with the proportions, duplicates and
 invalid share stated in `traffic.py`.
-Every answer is held to the contract (DESIGN.md): 202 with the exact
+Every answer is held to the contract (README, "Endpoints"): 202 with the exact
 accepted / duplicates / rejected counts, or 400 when nothing in the beacon was
 valid. 429 and 503 are the gateway pushing back: counted as failures, by name.
 Set `IAN_RECORD_VERSION=1` to send production events (default 999: testing).
@@ -16,16 +18,12 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from locust import FastHttpUser, between, task
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from traffic import USER_AGENTS, Beacon, PageView
+from loadtests.traffic import USER_AGENTS, Beacon, PageView
 
 PUSHBACK = {429: "429 rate limited", 503: "503 spool full"}
 

@@ -1,5 +1,9 @@
-"""Storefront traffic for the locustfile: page views and the beacons they fire.
+"""The one traffic model: the events a storefront's snippet sends, and page views of them.
 
+`ad_fields` and `ad_event` build any event of the track document as the
+snippet sends it; the locustfile's page views (`PageView`, below), the bench's
+beacons (`bench_lua`), the fault tests' load (`tests/faults/loadgen.py`) and
+the tests' factories (`tests/support/factories.py`) all draw on them.
 Pure Python, no locust import (locust monkey-patches the process with gevent),
 so tests check the generated events against `gateway.validate` directly.
 
@@ -34,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from gateway.catalog import PAIRS, REQUIRED
+from gateway.catalog import AD_TYPES, PAIRS
 
 SPONSORED_PER_PAGE = 20
 P_1PX = 0.9
@@ -54,7 +58,7 @@ P_VIDEO_VIEWABLE = 0.5
 P_RESEND = 0.02
 P_INVALID_EVENT = 0.01
 P_INVALID_BEACON = 0.005
-MAX_BATCH = 100  # DESIGN.md: a beacon carries 1-100 events
+MAX_BATCH = 100  # README, "Endpoints": a beacon carries 1-100 events
 # Seconds before each beacon of a page view: render at once, viewable after the MRC second
 # (50% of pixels for 1 continuous second) plus scrolling, interactions a few seconds later.
 PAUSES = ((0.0, 0.0), (1.0, 2.0), (1.0, 4.0))
@@ -110,6 +114,8 @@ USER_AGENTS = (
     "Chrome/126.0.0.0 Mobile Safari/537.36",
 )
 
+BY_NAME = {ad.name: ad for ad in AD_TYPES}
+
 assert all((name, ad) in PAIRS for ad, names in EVENTS.items() for name in names.values())
 
 
@@ -118,13 +124,56 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def ad_fields(ad_type: str, tracking_id: str, product_id: str, position: int = 1,
+              organic_position: int | None = None, block_number: int | None = None
+              ) -> dict[str, str]:
+    """What one ad carries in every event it fires: its tracking id and, by ad type, its
+    place in the grid (a sponsored product), its product (an item) or its creative."""
+    fields = {"object_tracking_id": tracking_id}
+    if ad_type == "sponsored_product":
+        fields.update(display_position=str(position),
+                      organic_position=str(organic_position or position),
+                      format_type="item_card", product_id=product_id, page="1",
+                      block_number=str(block_number or 1 + (position - 1) // 4))
+    elif BY_NAME[ad_type].item:
+        fields["product_id"] = product_id
+    else:
+        fields["creative_type"] = "video" if ad_type == "shoppable_video" else "image"
+    return fields
+
+
+def ad_event(name: str, ad_type: str, ad: dict[str, Any], *, user_id: str, sent_at: str,
+             page_view_id: str, record_version: str, event_id: str | None = None,
+             interaction_id: str | None = None) -> dict[str, Any]:
+    """The event `name` of one ad as the snippet sends it: the ids every event carries, the
+    ad's `ad_fields`, and what the track document requires of this event besides
+    (interaction_id, asset_type)."""
+    data: dict[str, Any] = {
+        "event_id": event_id or str(uuid.uuid4()),
+        "page_view_id": page_view_id,
+        "record_version": record_version,
+        **ad,
+    }
+    required = BY_NAME[ad_type].required(name)
+    if "interaction_id" in required:
+        data["interaction_id"] = interaction_id or str(uuid.uuid4())
+    if "asset_type" in required:
+        data["asset_type"] = "image"
+    return {"event": name, "user_id": user_id, "sent_at": sent_at,
+            "data": {BY_NAME[ad_type].data_key: data}}
+
+
+def beacon_body(events: list[dict[str, Any]]) -> bytes:
+    """What the snippet POSTs to /v1/events: one event alone, or a batch `{"events": [...]}`."""
+    return orjson.dumps(events[0] if len(events) == 1 else {"events": events})
+
+
 @dataclass
 class Ad:
     """One ad on the page and what the shopper did with it."""
 
     ad_type: str
-    tracking_id: str
-    fields: dict[str, Any]
+    fields: dict[str, str]
     interaction_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
@@ -142,11 +191,10 @@ class Beacon:
 
     @property
     def body(self) -> bytes:
-        document = self.events[0] if len(self.events) == 1 else {"events": self.events}
-        return orjson.dumps(document)
+        return beacon_body(self.events)
 
     def expected_status(self) -> int:
-        # DESIGN.md: 202 when accepted + duplicates >= 1, else 400
+        # README, "Endpoints": 202 when anything was taken (accepted or duplicate), else 400
         return 202 if self.valid >= 1 else 400
 
     def check(self, status: int, answer: Mapping[str, Any]) -> str | None:
@@ -171,43 +219,33 @@ class PageView:
         self.record_version = record_version  # track doc: 999 for testing events
         self.page_view_id = str(uuid.uuid4())
         self.sponsored = [self._sponsored(p) for p in range(1, SPONSORED_PER_PAGE + 1)]
-        self.banner = self._ad("display_banner", creative_type="image")
+        self.banner = self._ad("display_banner")
         self.display = self._with_items("shoppable_display", P_SHOPPABLE_DISPLAY, ITEMS_PER_DISPLAY)
         self.video = self._with_items("shoppable_video", P_VIDEO, ITEMS_PER_VIDEO)
 
-    def _ad(self, ad_type: str, **fields: Any) -> Ad:
-        return Ad(ad_type, f"trk-{self.rng.getrandbits(48):012x}", fields)
+    def _ad(self, ad_type: str, product_id: str = "", position: int = 1,
+            organic_position: int | None = None) -> Ad:
+        tracking_id = f"trk-{self.rng.getrandbits(48):012x}"
+        return Ad(ad_type, ad_fields(ad_type, tracking_id, product_id, position, organic_position))
+
+    def _product(self) -> str:
+        return str(self.rng.randint(1, 10**7))
 
     def _sponsored(self, position: int) -> Ad:
-        return self._ad("sponsored_product", display_position=str(position),
-                        organic_position=str(position + self.rng.randint(0, 8)),
-                        format_type="item_card", product_id=str(self.rng.randint(1, 10**7)),
-                        page="1", block_number=str(1 + (position - 1) // 4))
+        organic = position + self.rng.randint(0, 8)
+        return self._ad("sponsored_product", self._product(), position, organic)
 
     def _with_items(self, ad_type: str, chance: float, items: int) -> list[Ad]:
         if self.rng.random() >= chance:
             return []
-        creative = self._ad(ad_type, creative_type="video" if "video" in ad_type else "image")
+        creative = self._ad(ad_type)
         item_type = f"{ad_type}_item"
-        return [creative, *(self._ad(item_type, product_id=str(self.rng.randint(1, 10**7)))
-                            for _ in range(items))]
+        return [creative, *(self._ad(item_type, self._product()) for _ in range(items))]
 
     def event(self, ad: Ad, what: str) -> dict[str, Any]:
-        name = EVENTS[ad.ad_type][what]
-        data: dict[str, Any] = {
-            "event_id": str(uuid.uuid4()),
-            "object_tracking_id": ad.tracking_id,
-            "page_view_id": self.page_view_id,
-            "record_version": self.record_version,
-            **ad.fields,
-        }
-        required = REQUIRED[(name, ad.ad_type)]
-        if "interaction_id" in required:
-            data["interaction_id"] = ad.interaction_id
-        if "asset_type" in required:
-            data["asset_type"] = "image"
-        return {"event": name, "user_id": self.user_id, "sent_at": now(),
-                "data": {f"{ad.ad_type}_data": data}}
+        return ad_event(EVENTS[ad.ad_type][what], ad.ad_type, ad.fields, user_id=self.user_id,
+                        sent_at=now(), page_view_id=self.page_view_id,
+                        record_version=self.record_version, interaction_id=ad.interaction_id)
 
     def chance(self, p: float) -> bool:
         return self.rng.random() < p

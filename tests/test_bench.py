@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +16,7 @@ import pytest
 
 from gateway.settings import Settings
 from gateway.validate import validate_event
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "loadtests"))
-
-import bench
-import bench_e2e
-import bench_lua
-import bench_profile
-import bench_report
-import bench_stub
+from loadtests import bench, bench_e2e, bench_lua, bench_profile, bench_report, bench_stub
 
 LOADTESTS = Path(__file__).resolve().parent.parent / "loadtests"
 
@@ -64,7 +55,7 @@ def test_the_spool_free_intake_is_shown_for_information_only() -> None:
 
 async def test_the_spool_free_intake_is_the_gateways_own() -> None:
     """It validates, dedupes and answers as the gateway does; only nothing is stored."""
-    import intake_without_spool
+    from loadtests import intake_without_spool
 
     body = bench_lua.fill(bench_lua.body_template(1))
     broken = body.replace(b'"event":"ian.', b'"event":"nope.')

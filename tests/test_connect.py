@@ -1,7 +1,8 @@
-"""The upstream client on a real network: TLS verified, an egress proxy, redirects never followed.
+"""The upstream client: request headers, tokens, and on a real network TLS verified, an
+egress proxy, redirects never followed.
 
 Real gateway processes forward over real HTTP(S) to recording upstreams
-(tests/upstream.py) on loopback; the proxy is a real tinyproxy process and the
+(tests/support/upstream.py) on loopback; the proxy is a real tinyproxy process and the
 certificates come from a throwaway CA made for the run (loadtests/throwaway_ca.py).
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import math
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,18 +18,73 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ROOT, free_port, recording_upstream, wait_for_port
-from factories import event, event_id
-from test_forward import TRACK, send
-from upstream import Upstream
-
-sys.path.insert(0, str(ROOT / "loadtests"))
-import bench_stub
-import throwaway_ca
 
 from gateway.connect import STREAMS_PER_CONNECTION
+from loadtests import bench_stub, throwaway_ca
+from tests.support import TRACK, free_port, send, wait_for_port
+from tests.support.factories import event, event_id
+from tests.support.upstream import Upstream, recording_upstream
 
 TOKEN = "/v2/oauth/token"
+
+
+def test_upstream_request_shape(gateway: Any, http: httpx.Client, upstream: Any) -> None:
+    gw = gateway(IAN_RETAILER_ID="acme-banner")
+    send(http, gw, event())
+    (received,) = upstream.wait_for(TRACK, 1)
+    headers = received.headers
+    assert headers["authorization"] == "Bearer token-1"
+    assert headers["content-type"] == "application/json"
+    assert headers["accept"] == "application/json"
+    assert headers["x-retailer-id"] == "acme-banner"
+    assert headers["user-agent"] == "Mozilla/5.0 (shopper)"
+
+
+def test_no_retailer_header_unless_configured(gateway: Any, http: httpx.Client,
+                                              upstream: Any) -> None:
+    send(http, gateway(), event())
+    (received,) = upstream.wait_for(TRACK, 1)
+    assert "x-retailer-id" not in received.headers
+
+
+def test_static_token(gateway: Any, http: httpx.Client, upstream: Any) -> None:
+    upstream.valid_tokens.add("static-token")
+    gw = gateway(IAN_ACCESS_TOKEN="static-token", IAN_CLIENT_ID="", IAN_CLIENT_SECRET="")
+    send(http, gw, event())
+    (received,) = upstream.wait_for(TRACK, 1)
+    assert received.headers["authorization"] == "Bearer static-token"
+    assert upstream.tokens_issued == 0
+
+
+def test_one_token_is_reused(gateway: Any, http: httpx.Client, upstream: Any) -> None:
+    gw = gateway()
+    send(http, gw, *(event() for _ in range(20)))
+    upstream.wait_for(TRACK, 20)
+    assert upstream.tokens_issued == 1
+
+
+def test_401_refreshes_the_token_once_and_retries(gateway: Any, http: httpx.Client,
+                                                  upstream: Any) -> None:
+    gw = gateway()
+    send(http, gw, event())
+    upstream.wait_for(TRACK, 1)
+    upstream.revoke_tokens()
+    send(http, gw, (evt := event()))
+    received = upstream.wait_for(TRACK, 2)
+    assert upstream.tokens_issued == 2
+    assert received[1].headers["authorization"] == "Bearer token-2"
+    assert event_id(received[1].json()) == event_id(evt)
+
+
+def test_token_is_refreshed_before_expiry(gateway: Any, http: httpx.Client, upstream: Any) -> None:
+    upstream.token_ttl = 2  # refreshed at 90% of its lifetime
+    gw = gateway()
+    send(http, gw, event())
+    upstream.wait_for(TRACK, 1)
+    time.sleep(2.0)
+    send(http, gw, event())
+    received = upstream.wait_for(TRACK, 2)
+    assert received[1].headers["authorization"] == "Bearer token-2"
 
 
 @pytest.fixture(scope="module")

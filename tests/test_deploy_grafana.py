@@ -14,10 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ROOT
-from factories import event
 from prometheus_client.parser import text_string_to_metric_families
-from served import Served, served
+
+from tests.support import ROOT
+from tests.support.factories import event
+from tests.support.served import Served, served
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "ian-gateway.json"
 RULES = ROOT / "deploy" / "prometheus" / "ian-gateway.rules.yml"

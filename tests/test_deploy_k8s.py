@@ -16,11 +16,11 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import ROOT
 
 from gateway import cli
 from gateway.forward import Forwarder
 from gateway.settings import SETTINGS
+from tests.support import ROOT
 
 K8S = ROOT / "deploy" / "k8s"
 MANIFESTS = sorted(K8S.glob("*.yaml"))

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, free_port, wait_for_port
-from factories import event, event_id
-from served import ORIGIN, Served, served
 
 from gateway.snippet import Snippet
+from tests.support import ROOT, free_port, wait_for_port
+from tests.support.factories import event, event_id
+from tests.support.served import ORIGIN, Served, served
 
 LOCATIONS = ROOT / "deploy" / "nginx" / "ian-gateway.locations.conf"
 SITE = ROOT / "deploy" / "nginx" / "ian-gateway.conf"

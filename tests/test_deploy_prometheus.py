@@ -19,9 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ROOT, free_port, wait_for_port
-from factories import ALL_PAIRS, event
-from served import Served, served
+
+from tests.support import ROOT, free_port, wait_for_port
+from tests.support.factories import ALL_PAIRS, event
+from tests.support.served import Served, served
 
 RULES = ROOT / "deploy" / "prometheus" / "ian-gateway.rules.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "ian-gateway.json"

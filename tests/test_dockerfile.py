@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, Process, free_port
 
 from gateway.cli import build_parser
+from tests.support import ROOT, Process, free_port
 
 DOCUMENTED = ["ian-gateway", "serve", "--host", "0.0.0.0", "--port", "8080"]
 

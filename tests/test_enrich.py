@@ -6,10 +6,10 @@ import ipaddress
 from typing import Any
 
 import pytest
-from factories import event
 
 from gateway.enrich import ClientAddress, anonymize, enrich, is_bot, parse_ip, received_at
 from gateway.validate import has_offset
+from tests.support.factories import event
 
 CDN = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("2001:db8::/32"))
 

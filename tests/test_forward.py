@@ -1,4 +1,4 @@
-"""Forwarding to `POST /v2/ian/track`: headers, retries, token refresh, dead letters.
+"""Forwarding to `POST /v2/ian/track`: retries, backoff, the outage probe, `ian-gateway forward`.
 
 A real gateway process forwards over real HTTP to the recording upstream.
 """
@@ -17,55 +17,12 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from factories import event, event_id
 
 from gateway.connect import Answer
 from gateway.forward import backoff, is_retryable, too_old
 from gateway.spool import Record
-
-BEACON = {"Content-Type": "text/plain", "User-Agent": "Mozilla/5.0 (shopper)"}
-TRACK = "/v2/ian/track"
-
-
-def send(http: httpx.Client, gw: Any, *events: dict[str, Any]) -> None:
-    answer = http.post(gw.url + "/v1/events", content=orjson.dumps({"events": list(events)}),
-                       headers=BEACON)
-    assert answer.status_code == 202, answer.text
-
-
-def test_upstream_request_shape(gateway: Any, http: httpx.Client, upstream: Any) -> None:
-    gw = gateway(IAN_RETAILER_ID="acme-banner")
-    send(http, gw, event())
-    (received,) = upstream.wait_for(TRACK, 1)
-    headers = received.headers
-    assert headers["authorization"] == "Bearer token-1"
-    assert headers["content-type"] == "application/json"
-    assert headers["accept"] == "application/json"
-    assert headers["x-retailer-id"] == "acme-banner"
-    assert headers["user-agent"] == "Mozilla/5.0 (shopper)"
-
-
-def test_no_retailer_header_unless_configured(gateway: Any, http: httpx.Client,
-                                              upstream: Any) -> None:
-    send(http, gateway(), event())
-    (received,) = upstream.wait_for(TRACK, 1)
-    assert "x-retailer-id" not in received.headers
-
-
-def test_static_token(gateway: Any, http: httpx.Client, upstream: Any) -> None:
-    upstream.valid_tokens.add("static-token")
-    gw = gateway(IAN_ACCESS_TOKEN="static-token", IAN_CLIENT_ID="", IAN_CLIENT_SECRET="")
-    send(http, gw, event())
-    (received,) = upstream.wait_for(TRACK, 1)
-    assert received.headers["authorization"] == "Bearer static-token"
-    assert upstream.tokens_issued == 0
-
-
-def test_one_token_is_reused(gateway: Any, http: httpx.Client, upstream: Any) -> None:
-    gw = gateway()
-    send(http, gw, *(event() for _ in range(20)))
-    upstream.wait_for(TRACK, 20)
-    assert upstream.tokens_issued == 1
+from tests.support import TRACK, send
+from tests.support.factories import event, event_id
 
 
 def test_5xx_is_retried_until_it_arrives(gateway: Any, http: httpx.Client, upstream: Any) -> None:
@@ -92,57 +49,6 @@ def test_429_honours_retry_after(gateway: Any, http: httpx.Client, upstream: Any
     send(http, gateway(), event())
     first, second = upstream.wait_for(TRACK, 2)
     assert second.at - first.at >= 0.95
-
-
-def test_400_is_a_dead_letter_never_retried(gateway: Any, http: httpx.Client, upstream: Any,
-                                            tmp_path: Any) -> None:
-    refusal = {"errors": [{"error": {"message": "must be a UUID", "error_code": 1001},
-                           "meta": {"key": "data.sponsored_product_data.ad_id"}}]}
-    upstream.answer_next(TRACK, 400, body=refusal)
-    gw = gateway()
-    send(http, gw, (evt := event()))
-    upstream.wait_for(TRACK, 1)
-    time.sleep(1.5)
-    assert len(upstream.to(TRACK)) == 1
-    metrics = http.get(gw.url + "/metrics").text
-    assert 'ian_dead_letters_total{kind="track"} 1.0' in metrics
-    gw.stop()
-    letters = [orjson.loads(line) for line in deadletters(tmp_path, "list", "--json").splitlines()]
-    assert len(letters) == 1 and letters[0]["status"] == 400
-    assert letters[0]["key"] == event_id(evt) and "must be a UUID" in letters[0]["answer"]
-    assert event_id(letters[0]["body"]) == event_id(evt)
-    assert "replay: 1 dead letter(s)" in deadletters(tmp_path, "replay", "--all")
-    assert deadletters(tmp_path, "list", "--json") == ""
-
-
-def deadletters(tmp_path: Any, *args: str) -> str:
-    env = {**os.environ, "IAN_SPOOL": f"sqlite:///{tmp_path}/spool.db"}
-    return subprocess.run([sys.executable, "-m", "gateway", "deadletters", *args],
-                          env=env, capture_output=True, check=True, text=True).stdout
-
-
-def test_401_refreshes_the_token_once_and_retries(gateway: Any, http: httpx.Client,
-                                                  upstream: Any) -> None:
-    gw = gateway()
-    send(http, gw, event())
-    upstream.wait_for(TRACK, 1)
-    upstream.revoke_tokens()
-    send(http, gw, (evt := event()))
-    received = upstream.wait_for(TRACK, 2)
-    assert upstream.tokens_issued == 2
-    assert received[1].headers["authorization"] == "Bearer token-2"
-    assert event_id(received[1].json()) == event_id(evt)
-
-
-def test_token_is_refreshed_before_expiry(gateway: Any, http: httpx.Client, upstream: Any) -> None:
-    upstream.token_ttl = 2  # refreshed at 90% of its lifetime
-    gw = gateway()
-    send(http, gw, event())
-    upstream.wait_for(TRACK, 1)
-    time.sleep(2.0)
-    send(http, gw, event())
-    received = upstream.wait_for(TRACK, 2)
-    assert received[1].headers["authorization"] == "Bearer token-2"
 
 
 def test_unreachable_upstream_keeps_events_in_the_spool(gateway: Any, http: httpx.Client

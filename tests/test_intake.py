@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from factories import enriched, event, event_id
+
+from tests.support.factories import enriched, event, event_id
 
 BEACON = {"Content-Type": "text/plain;charset=UTF-8", "User-Agent": "Mozilla/5.0 (shopper)"}
 ISSUES = {"error": {"message": "There were issues with your request", "error_code": 9999}}

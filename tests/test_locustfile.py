@@ -12,7 +12,6 @@ import random
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,13 +19,10 @@ import pytest
 
 from gateway.catalog import AD_TYPES, PAIRS, ad_data
 from gateway.validate import validate_event
+from loadtests import traffic
+from loadtests.traffic import Beacon, PageView
+from tests.support import ROOT
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "loadtests"))
-
-import traffic
-from traffic import Beacon, PageView
-
-LOADTESTS = Path(__file__).resolve().parent.parent / "loadtests"
 PAGES = 400
 
 
@@ -118,11 +114,11 @@ def test_answers_are_checked_against_the_contract() -> None:
 
 def test_the_locustfile_imports_and_defines_a_fast_http_user() -> None:
     code = (
-        "import locustfile\n"
+        "from loadtests import locustfile\n"
         "from locust import FastHttpUser\n"
         "assert issubclass(locustfile.Shopper, FastHttpUser)\n"
         "assert locustfile.Shopper.tasks\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=LOADTESTS, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr

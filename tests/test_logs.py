@@ -13,8 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Process, thread_server
-from factories import event
 
 from gateway.asgi import respond
 from gateway.logs import (
@@ -27,6 +25,8 @@ from gateway.logs import (
 )
 from gateway.settings import Settings
 from gateway.types import Receive, Scope, Send
+from tests.support import Process, thread_server
+from tests.support.factories import event
 
 TOKEN = "tok-7c1e0f9a-upstream-secret"
 ORDERS_KEY = "ok-42b9d1-orders-api-key"

@@ -20,11 +20,11 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi import checks
-from served import ORDERS_KEY, Served, served
 
 from gateway import intake, order_intake
 from gateway.catalog import AD_TYPES, REQUIRED
 from gateway.openapi import load
+from tests.support.served import ORDERS_KEY, Served, served
 
 DOCUMENT: dict[str, Any] = json.loads(load())
 SCHEMAS: dict[str, Any] = DOCUMENT["components"]["schemas"]

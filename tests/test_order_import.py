@@ -23,7 +23,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from conftest import ROOT, ThreadServer, thread_server
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -44,6 +43,7 @@ from gateway.order_import import (
 from gateway.order_intake import OrderIntake
 from gateway.settings import Settings
 from gateway.spool.memory import MemorySpool
+from tests.support import ROOT, ThreadServer, thread_server
 
 KEY = "k-import-test-0123456789"
 

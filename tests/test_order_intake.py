@@ -337,7 +337,7 @@ def sandbox_url() -> Any:
     create_sandbox = getattr(sandbox, "create_sandbox", None)
     if create_sandbox is None:
         pytest.skip("gateway.sandbox.create_sandbox is not there yet")
-    from conftest import thread_server
+    from tests.support import thread_server
 
     with thread_server(create_sandbox()) as server:
         yield server.url

@@ -9,8 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Process, free_port
-from factories import event
 
 from gateway.app import create_app
 from gateway.asgi import respond
@@ -19,6 +17,8 @@ from gateway.metrics import Metrics
 from gateway.ratelimit import Buckets, RateLimit, retry_after
 from gateway.settings import Settings
 from gateway.types import Receive, Scope, Send
+from tests.support import Process, free_port
+from tests.support.factories import event
 
 
 class Clock:

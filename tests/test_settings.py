@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, free_port
 
 from gateway.cli import main
 from gateway.settings import SETTINGS, ConfigError, Setting, Settings, markdown_table
+from tests.support import ROOT, free_port
 
 # Values each parser must refuse; a setting whose parser is missing here fails a test,
 # so a new kind of setting cannot arrive without its bad values.

@@ -12,19 +12,19 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from spool_fixtures import REDIS_MISSING, redis_available, redis_server, run_child
 
 from gateway.spool import Claimed, Record, Spool, SpoolFull, open_spool
 from gateway.spool.keys import KnownKeys
 from gateway.spool.memory import MemorySpool
 from gateway.spool.redis import GROUP, RedisSpool
 from gateway.spool.sqlite import SqliteSpool
+from tests.support import run_child
 
 OpenSpool = Callable[..., Awaitable[Any]]
 
@@ -38,14 +38,6 @@ def records(count: int, prefix: str = "k") -> list[Record]:
 
 def keys(claimed: list[Claimed]) -> set[str]:
     return {item.record.key for item in claimed}
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not redis_available():
-        pytest.skip(REDIS_MISSING)
-    with redis_server(tmp_path_factory.mktemp("redis")) as server:
-        yield server.url
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])

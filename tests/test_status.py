@@ -11,8 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Process, thread_server
-from factories import event
 
 from gateway.app import create_app
 from gateway.asgi import respond
@@ -21,6 +19,8 @@ from gateway.settings import Settings
 from gateway.spool.memory import MemorySpool
 from gateway.status import Status, build_page, csp_hash, quantile
 from gateway.types import Receive, Scope, Send
+from tests.support import Process, thread_server
+from tests.support.factories import event
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 

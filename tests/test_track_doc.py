@@ -17,12 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ThreadServer, thread_server
-from sandbox.bodies import token
 
 from gateway.catalog import PAIRS
 from gateway.sandbox import Sandbox, create_sandbox
 from gateway.validate import validate_event
+from tests.sandbox.bodies import token
+from tests.support import ThreadServer, thread_server
 
 # track doc, Request table, `event`: "Supported values for <ad type>: [...]", verbatim.
 SUPPORTED = {

@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from factories import ALL_PAIRS, enriched, event
 
 from gateway.validate import validate_event
+from tests.support.factories import ALL_PAIRS, enriched, event
 
 
 def err(message: str, code: int = 1001, key: str | None = None) -> dict[str, Any]:

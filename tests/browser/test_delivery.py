@@ -16,7 +16,7 @@ import orjson
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route
 
-from .conftest import (
+from .support import (
     CHROMIUM,
     CHROMIUM_ARGS,
     COLLECT_SENT,

@@ -6,10 +6,11 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port
 from playwright.sync_api import Browser, Page
 
-from .conftest import Demo, data_of, wait_for_ids
+from tests.support import free_port
+
+from .support import Demo, data_of, wait_for_ids
 
 pytestmark = pytest.mark.browser
 

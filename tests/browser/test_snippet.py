@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
-from .conftest import Demo, data_of, lab, names, product, scroll, sync, tid, wait_for_ids, wait_sent
+from .support import Demo, data_of, lab, names, product, scroll, sync, tid, wait_for_ids, wait_sent
 
 pytestmark = pytest.mark.browser
 

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
 from playwright.sync_api import Browser, Page, Route
 
-from .conftest import (
+from tests.support import ROOT
+
+from .support import (
     COLLECT_SENT,
     VIEWPORT,
     Demo,

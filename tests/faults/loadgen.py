@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import orjson
-from factories import ALL_PAIRS, event, event_id
+
+from loadtests.traffic import beacon_body
+from tests.support.factories import ALL_PAIRS, event, event_id
 
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) ian-gateway-faults/1"
 BATCH_SIZES = (2, 8)  # a batch holds 2 to 8 events
@@ -196,7 +197,7 @@ class LoadGen:
             self.tally.resent_duplicates += len(ids)
 
     async def _post_all(self, client: httpx.AsyncClient, events: list[Any]) -> list[Answer]:
-        body = orjson.dumps(events[0] if len(events) == 1 else {"events": events})
+        body = beacon_body(events)
         targets = list(self.targets) if self.fan_out else [self._next_target()]
         self.random.shuffle(targets)  # fan-out: which instance sees it first varies
         return list(await asyncio.gather(*(self._post(client, url, body) for url in targets)))

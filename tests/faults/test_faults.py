@@ -27,8 +27,8 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from conftest import Process, free_port
-from spool_fixtures import REDIS_MISSING, redis_available, redis_server
+
+from tests.support import Process, free_port
 
 from .loadgen import LoadGen, Tally
 
@@ -425,14 +425,6 @@ def test_sigterm_exit_status_is_0(spawn: Spawn, sandbox: Sandbox, tmp_path: Path
 # -- 4. two instances on one Redis ---------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not redis_available():
-        pytest.skip(REDIS_MISSING)
-    with redis_server(tmp_path_factory.mktemp("redis")) as server:
-        yield server.url
-
-
 @pytest.fixture
 def empty_redis(redis_url: str) -> str:
     with redis.Redis.from_url(redis_url) as client:
@@ -454,16 +446,8 @@ def test_two_instances_on_one_redis_forward_each_event_once(
         measured: Callable[..., None]) -> None:
     env = gateway_env(sandbox, empty_redis)
     first, second = spawn(SERVE, env=env), spawn(SERVE, env=env)
-    with LoadGen([first.url, second.url], rate=12, duration=10, fan_out=True) as load:
-        tally = load.join()
-    drained = drain(http, first, timeout=30)
-    result = outcome(tally, sandbox.arrivals())
-    measured(**numbers(tally, result, drained_s=round(drained, 1), seed=load.seed))
-
-    assert_load_was_clean(tally)
-    assert tally.unknown == set()
-    assert_exactly_once(result, sandbox)
-    assert result.accepted == set(result.arrivals)
+    assert_every_event_once(http, sandbox, measured, [first, second], rate=12, duration=10,
+                            fan_out=True)
 
 
 @pytest.mark.redis
@@ -505,11 +489,18 @@ def test_two_workers_on_one_sqlite_spool_forward_each_event_once(
     env = gateway_env(sandbox, f"sqlite://{tmp_path}/spool.db")
     gateway = spawn([*SERVE, "--workers", "2"], env=env)
     wait_ready(http, gateway)
-    with LoadGen([gateway.url], rate=20, duration=10) as load:
-        tally = load.join()
-    drained = drain(http, gateway, timeout=30)
+    assert_every_event_once(http, sandbox, measured, [gateway], rate=20, duration=10)
+
+
+def assert_every_event_once(http: httpx.Client, sandbox: Sandbox, measured: Callable[..., None],
+                            gateways: list[Process], **load: Any) -> None:
+    """A load with nothing broken: every event answered, and each accepted one arrived once
+    (drained through the first gateway)."""
+    with LoadGen([gateway.url for gateway in gateways], **load) as loadgen:
+        tally = loadgen.join()
+    drained = drain(http, gateways[0], timeout=30)
     result = outcome(tally, sandbox.arrivals())
-    measured(**numbers(tally, result, drained_s=round(drained, 1), seed=load.seed))
+    measured(**numbers(tally, result, drained_s=round(drained, 1), seed=loadgen.seed))
 
     assert_load_was_clean(tally)
     assert tally.unknown == set()

@@ -20,8 +20,9 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from conftest import Process
-from factories import ALL_PAIRS, event, event_id
+
+from tests.support import Process
+from tests.support.factories import ALL_PAIRS, event, event_id
 
 from .hostile import BEHAVIOURS, HUGE, Elsewhere, HostileUpstream
 from .test_faults import SERVE, Sandbox, gateway_env, spool_depth, start_sandbox

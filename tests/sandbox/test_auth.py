@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import thread_server
 
 from gateway.sandbox import Sandbox, create_sandbox
+from tests.support import thread_server
 
 from .bodies import CREDENTIALS, order_created, token, track_event
 

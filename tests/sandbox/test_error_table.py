@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import thread_server
 
 from gateway.sandbox import create_sandbox
+from tests.support import thread_server
 
 from .bodies import token
 

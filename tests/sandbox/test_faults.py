@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import thread_server
 
 from gateway.sandbox import Sandbox
 from gateway.sandbox.http import Dropped
+from tests.support import thread_server
 
 from .bodies import CREDENTIALS, token, track_event
 

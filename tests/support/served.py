@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import Process, free_port
+
+from tests.support import Process, free_port
 
 ORDERS_KEY = "deploy-test-orders-key"
 ORIGIN = "https://shop.example"

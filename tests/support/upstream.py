@@ -2,7 +2,7 @@
 
 The sandbox (`gateway.sandbox`) is the faithful stand-in; this one exists to
 script exact answers (503 then 200, a 401 once, a 400) and to record every
-request byte for byte. It is served over real HTTP by `thread_server`.
+request byte for byte. `recording_upstream()` serves it over real HTTP.
 """
 
 from __future__ import annotations
@@ -12,10 +12,14 @@ import itertools
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from tests.support import thread_server
 
 
 @dataclass
@@ -117,3 +121,13 @@ class Upstream:
         return 200, {}, orjson.dumps({"access_token": token, "token_type": "Bearer",
                                       "expires_in": self.token_ttl, "scope": "connect:ian",
                                       "created_at": int(time.time())})
+
+
+@contextmanager
+def recording_upstream(**tls: Any) -> Iterator[Upstream]:
+    """An `Upstream` served on loopback, its `url` set; `tls`: thread_server's certificate
+    arguments for HTTPS."""
+    recorder = Upstream()
+    with thread_server(recorder, **tls) as server:
+        recorder.url = server.url
+        yield recorder

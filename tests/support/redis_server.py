@@ -1,4 +1,4 @@
-"""A real redis-server on loopback for the spool tests, and a child process for SQLite ones.
+"""A real redis-server on loopback, for the spool and fault tests.
 
 The server runs without persistence in its own temporary directory and is
 stopped by whoever started it.
@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import free_port, wait_for_port
-
-ROOT = Path(__file__).resolve().parent.parent
-
+from tests.support import free_port, wait_for_port
 
 REDIS_MISSING = (
     "redis-server is not on PATH (apt-get install redis-server): redis spool tests skipped"
@@ -61,10 +57,3 @@ def redis_server(directory: Path) -> Iterator[RedisServer]:
             proc.wait()
         log.close()
 
-
-def run_child(script: str, args: Sequence[str]) -> subprocess.Popen[str]:
-    """`python -c script args…` in the repository, its stdout captured as text."""
-    return subprocess.Popen(
-        [sys.executable, "-c", script, *args], cwd=ROOT, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )

@@ -1,0 +1,1 @@
+"""The load tests and the benchmark harness: run them from the repository root (README.md)."""
