@@ -31,7 +31,7 @@ import orjson
 from gateway.connect import Answer, Connect
 from gateway.limiter import Limiter
 from gateway.metrics import Metrics
-from gateway.orders import MAX_AGE, parse_time
+from gateway.orders.rules import MAX_AGE, parse_time
 from gateway.spool import Claimed, Record, Spool
 
 log = logging.getLogger("gateway.forward")

@@ -33,11 +33,11 @@ import pytest
 from factories import ALL_PAIRS, BY_NAME, event
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from test_order_intake import AUTH, KEY, make_order
+from orders.test_intake import AUTH, KEY, make_order
 
 from gateway.app import create_app
 from gateway.catalog import AD_TYPES
-from gateway.orders import ITEM_FIELDS, ORDER_FIELDS, PROPERTIES_FIELDS
+from gateway.orders.rules import ITEM_FIELDS, ORDER_FIELDS, PROPERTIES_FIELDS
 from gateway.settings import Settings
 
 LONG_RUN = os.environ.get("IAN_FUZZ_EXAMPLES")

@@ -22,9 +22,10 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi import checks
 from served import ORDERS_KEY, Served, served
 
-from gateway import intake, order_intake
+from gateway import intake
 from gateway.catalog import AD_TYPES, REQUIRED
 from gateway.openapi import load
+from gateway.orders import intake as order_intake
 
 DOCUMENT: dict[str, Any] = json.loads(load())
 SCHEMAS: dict[str, Any] = DOCUMENT["components"]["schemas"]

@@ -38,7 +38,7 @@ from gateway.intake import (
     spool_new,
 )
 from gateway.metrics import Metrics
-from gateway.orders import order_key, validate_order
+from gateway.orders.rules import order_key, validate_order
 from gateway.settings import Settings
 from gateway.spool import Record, Spool, SpoolFull
 from gateway.types import Scope
