@@ -31,8 +31,9 @@ import orjson
 from gateway.connect import Answer, Connect
 from gateway.limiter import Limiter
 from gateway.metrics import Metrics
-from gateway.orders.rules import MAX_AGE, parse_time
+from gateway.orders.rules import MAX_AGE
 from gateway.spool import Claimed, Record, Spool
+from gateway.validate import parse_time
 
 log = logging.getLogger("gateway.forward")
 
