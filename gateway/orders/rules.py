@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from gateway.catalog import Check, as_number, check_string, is_blank
 from gateway.errors import BLANK, invalid, issues
 from gateway.types import Error
@@ -149,6 +151,21 @@ def check_age(created_at: Any, now: datetime) -> list[Error]:
     if created > now + MAX_AHEAD:
         return [invalid(TOO_NEW, key)]
     return []
+
+
+def too_old(order: bytes, now: datetime) -> str | None:
+    """Why Instacart would not count this spooled order any more, or None.
+
+    order-log doc: orders must be sent within three days of creation. An order that
+    waited out an outage past that goes to the dead letters instead of upstream.
+    """
+    try:
+        created = parse_time(orjson.loads(order)["properties"]["created_at_utc"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    if created is None or now - created <= MAX_AGE:
+        return None
+    return f"not sent: created_at_utc {created.isoformat()} is more than 3 days ago"
 
 
 def check_items(items: Any) -> list[Error]:
