@@ -122,7 +122,7 @@ class Intake:
                 continue
             assert found is not None, "a valid event has exactly one *_data object"
             # validation proved the event_id a UUID; UUIDs compare case-insensitively
-            batch.add(index, event, str(found[1]["event_id"]).lower())
+            batch.add(index, event, str(found.data["event_id"]).lower())
         await batch.store(self._spool)
         batch.count(self._metrics)
         return batch
