@@ -31,7 +31,7 @@ from gateway.intake import Intake
 from gateway.logs import RequestId, configure_logging
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.openapi import OpenAPI
-from gateway.order_intake import OrderIntake
+from gateway.orders.intake import OrderIntake
 from gateway.ratelimit import RateLimit
 from gateway.request_timeout import STATE_KEY, RequestDeadline
 from gateway.settings import ConfigError, Settings

@@ -10,7 +10,7 @@ import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 # A field check answers the track document's error message, or None when the value is fine.
 Check = Callable[[Any], "str | None"]
@@ -206,8 +206,11 @@ REQUIRED: Mapping[tuple[str, str], tuple[str, ...]] = {
 }
 
 
-# An event's one `*_data` object and its ad type, as `ad_data` finds it.
-Found = tuple[AdType, dict[str, Any]]
+class Found(NamedTuple):
+    """An event's one `*_data` object and its ad type, as `ad_data` finds it."""
+
+    ad: AdType
+    data: dict[str, Any]
 
 
 def ad_data(event: Any) -> Found | None:
@@ -215,8 +218,8 @@ def ad_data(event: Any) -> Found | None:
     data = event.get("data") if isinstance(event, dict) else None
     if not isinstance(data, dict):
         return None
-    found = [(BY_DATA_KEY[key], value) for key, value in data.items() if key in BY_DATA_KEY]
-    if len(found) != 1 or not isinstance(found[0][1], dict):
+    found = [Found(BY_DATA_KEY[key], value) for key, value in data.items() if key in BY_DATA_KEY]
+    if len(found) != 1 or not isinstance(found[0].data, dict):
         return None
     return found[0]
 

@@ -21,9 +21,10 @@ import tempfile
 import urllib.parse
 from collections.abc import Callable, Iterator
 
-from gateway import __version__, deadletters, demo, order_import, sandbox, snippet
+from gateway import __version__, deadletters, demo, sandbox, snippet
 from gateway.logs import configure_logging
 from gateway.metrics import MULTIPROCESS_DIR
+from gateway.orders import importer as order_import
 from gateway.settings import ConfigError, Settings, markdown_table
 
 

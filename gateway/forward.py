@@ -26,12 +26,10 @@ import random
 import time
 from datetime import UTC, datetime
 
-import orjson
-
 from gateway.connect import Answer, Connect
 from gateway.limiter import Limiter
 from gateway.metrics import Metrics
-from gateway.orders import MAX_AGE, parse_time
+from gateway.orders import rules as order_rules
 from gateway.spool import Claimed, Record, Spool
 
 log = logging.getLogger("gateway.forward")
@@ -71,20 +69,8 @@ def backoff(attempts: int, retry_after: float | None) -> float:
 
 
 def too_old(record: Record, now: datetime) -> str | None:
-    """Why Instacart would not count this record any more, or None.
-
-    order-log doc: orders must be sent within three days of creation. An order that
-    waited out an outage past that goes to the dead letters instead of upstream.
-    """
-    if record.kind != "order_log":
-        return None
-    try:
-        created = parse_time(orjson.loads(record.body)["properties"]["created_at_utc"])
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return None
-    if created is None or now - created <= MAX_AGE:
-        return None
-    return f"not sent: created_at_utc {created.isoformat()} is more than 3 days ago"
+    """Why Instacart would not count this record any more, or None: only orders age out."""
+    return order_rules.too_old(record.body, now) if record.kind == "order_log" else None
 
 
 class Forwarder:

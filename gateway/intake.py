@@ -9,11 +9,7 @@ is sent only once the spool has them (202), and never waits on the upstream.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from typing import Any
-
-import orjson
 
 from gateway.asgi import (
     BodyTooLarge,
@@ -28,13 +24,14 @@ from gateway.asgi import (
     respond_error,
     respond_errors,
 )
+from gateway.batch import Batch, Malformed, items_of
 from gateway.dedupe import Dedupe
 from gateway.enrich import ClientAddress, enrich, is_bot, received_at
-from gateway.errors import ISSUES_CODE, error, invalid, issues
+from gateway.errors import ISSUES_CODE, invalid, issues
 from gateway.metrics import Metrics
 from gateway.settings import Settings
-from gateway.spool import Record, Spool, SpoolFull
-from gateway.types import Error, Scope
+from gateway.spool import Spool, SpoolFull
+from gateway.types import Scope
 from gateway.validate import validate_found
 
 MAX_BODY = 64 * 1024  # docs/contract.md, "POST /v1/events": body over 64 KiB -> 413
@@ -43,90 +40,8 @@ CONTENT_TYPES = frozenset({"text/plain", "application/json"})  # text/plain: sen
 PREFLIGHT_MAX_AGE = b"7200"  # Chromium caps Access-Control-Max-Age at 2 hours
 # The request headers intake reads, picked in one pass.
 WANTED = frozenset({b"origin", b"content-type", b"content-length", b"user-agent"})
-_INDEX = re.compile(r"\[[0-9]+\]")
 # IAN_DROP_BOTS: a bot's event is rejected in the answer, never dropped silently.
 BOT_DROPPED = invalid("is a bot user agent; not forwarded (IAN_DROP_BOTS)", "user_agent")
-# orjson reads JSON nested up to 1,024 levels but writes only 254: an item nested deeper
-# was parsed, yet cannot be stored or forwarded as it is, so it is rejected, not a 500.
-TOO_DEEP = error("is nested too deeply: at most 254 levels", ISSUES_CODE)
-
-
-@dataclass
-class Outcome:
-    """The per-event answer of one request."""
-
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-
-    def reject(self, index: int, errors: list[Error]) -> None:
-        self.rejected.append({"index": index, "errors": errors})
-
-    @property
-    def status(self) -> int:
-        return 202 if self.accepted + self.duplicates >= 1 else 400
-
-    def answer(self) -> dict[str, Any]:
-        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
-
-    def count(self, metrics: Metrics, kind: str) -> None:
-        """Outcomes and reject keys into the metrics (item indexes folded: `items[]`)."""
-        if self.accepted:
-            metrics.child(metrics.events, kind, "accepted").inc(self.accepted)
-        if self.duplicates:
-            metrics.child(metrics.events, kind, "duplicate").inc(self.duplicates)
-        if not self.rejected:
-            return
-        metrics.child(metrics.events, kind, "rejected").inc(len(self.rejected))
-        for rejected in self.rejected:
-            for err in rejected["errors"]:
-                key = _INDEX.sub("[]", err.get("meta", {}).get("key", ""))
-                metrics.child(metrics.rejects, key, str(err["error"]["error_code"])).inc()
-
-
-async def spool_new(spool: Spool, dedupe: Dedupe, fresh: list[Record], outcome: Outcome) -> None:
-    """Put the new records in one call; those the spool already knew are duplicates.
-
-    On SpoolFull their keys are forgotten again, so the client's retry counts as new.
-    """
-    if not fresh:
-        return
-    try:
-        stored = await spool.put(fresh)
-    except SpoolFull:
-        dedupe.forget(record.key for record in fresh)
-        raise
-    new = sum(stored)
-    outcome.accepted += new
-    outcome.duplicates += len(stored) - new
-
-
-def encoded(item: Any) -> bytes | None:
-    """The item as the JSON bytes spooled and forwarded; None when it nests too deeply."""
-    try:
-        return orjson.dumps(item)
-    except orjson.JSONEncodeError:
-        return None
-
-
-class Malformed(Exception):
-    """The envelope itself is wrong: 400 with a single 9999 error."""
-
-
-def items_of(body: bytes, batch: str, limit: int) -> list[Any]:
-    """The items of a body: one object, or a batch `{"<batch>": [1 to limit items]}`."""
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise Malformed("body is not UTF-8 JSON") from None
-    if not isinstance(parsed, dict):
-        raise Malformed(f'body must be an object or {{"{batch}": [...]}}')
-    if batch not in parsed:
-        return [parsed]
-    items = parsed[batch]
-    if not isinstance(items, list) or not 1 <= len(items) <= limit:
-        raise Malformed(f"{batch} must be a list of 1 to {limit} items")
-    return items
 
 
 class Intake:
@@ -182,45 +97,36 @@ class Intake:
             return await respond_errors(send, 400, [issues()], cors)
         try:
             user_agent = headers.get(b"user-agent", b"").decode("latin-1")
-            outcome = await self.accept(scope, user_agent, events)
+            batch = await self.accept(scope, user_agent, events)
         except SpoolFull as full:
             retry = [(b"retry-after", str(full.retry_after).encode())]
             message = "the gateway cannot take more events now; retry later"
             return await self._answer_error(send, 503, message, [*cors, *retry])
-        self._count_request(outcome.status)
-        await respond(send, outcome.status, outcome.answer(), cors)
+        self._count_request(batch.status)
+        await respond(send, batch.status, batch.answer(), cors)
 
-    async def accept(self, scope: Scope, user_agent: str, events: list[Any]) -> Outcome:
+    async def accept(self, scope: Scope, user_agent: str, events: list[Any]) -> Batch:
         """enrich -> validate -> dedupe each event, then spool the new ones together."""
         user_ip = self._address.resolve(scope)
         bot = is_bot(user_agent)
         if bot:
             action = "dropped" if self._drop_bots else "forwarded"
             self._metrics.child(self._metrics.bots, action).inc(len(events))
-        outcome = Outcome()
-        fresh: list[Record] = []
+        batch = Batch("track", self._dedupe, user_agent)
         for index, event in enumerate(events):
             found = enrich(event, user_agent, user_ip, received_at)
             errors = validate_found(event, found)
             if not errors and bot and self._drop_bots:
                 errors = [BOT_DROPPED]
             if errors:
-                outcome.reject(index, errors)
+                batch.reject(index, errors)
                 continue
             assert found is not None, "a valid event has exactly one *_data object"
-            body = encoded(event)
-            if body is None:
-                outcome.reject(index, [TOO_DEEP])
-                continue
             # validation proved the event_id a UUID; UUIDs compare case-insensitively
-            key = str(found[1]["event_id"]).lower()
-            if self._dedupe.is_duplicate(key):
-                outcome.duplicates += 1
-                continue
-            fresh.append(Record("track", key, body, user_agent))
-        await spool_new(self._spool, self._dedupe, fresh, outcome)
-        outcome.count(self._metrics, "track")
-        return outcome
+            batch.add(index, event, str(found.data["event_id"]).lower())
+        await batch.store(self._spool)
+        batch.count(self._metrics)
+        return batch
 
     def _count_request(self, status: int) -> None:
         self._metrics.child(self._metrics.requests, "events", str(status)).inc()

@@ -23,6 +23,8 @@ from gateway.catalog import (
 from gateway.errors import BLANK, INVALID_CODE, NO_USER_ID, NO_USER_ID_CODE, error, invalid, issues
 from gateway.types import Error
 
+NOT_A_TIME = "must be an ISO 8601 time with a time zone designator"
+
 
 def validate_event(event: Any) -> list[Error]:
     """Every error the track endpoint would answer for `event`; empty when it is valid."""
@@ -68,16 +70,25 @@ def check_sent_at(sent_at: Any) -> list[Error]:
     """track doc: sent_at is ISO 8601 with the time zone designator appended."""
     if sent_at is None:
         return []  # the gateway fills it in at enrichment; the sandbox requires nothing more
-    if isinstance(sent_at, str) and has_offset(sent_at):
+    if has_offset(sent_at):
         return []
-    return [invalid("must be an ISO 8601 time with a time zone designator", "sent_at")]
+    return [invalid(NOT_A_TIME, "sent_at")]
 
 
-def has_offset(value: str) -> bool:
+def has_offset(value: Any) -> bool:
+    return parse_time(value) is not None
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A time as the track and order-log documents write it: "ISO8601 format with the time
+    zone designator (TZD) appended"; None for anything else."""
+    if not isinstance(value, str):
+        return None
     try:
-        return datetime.fromisoformat(value).tzinfo is not None
+        parsed = datetime.fromisoformat(value)
     except ValueError:
-        return False
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 def check_fields(ad: AdType, name: str, fields: dict[str, Any]) -> list[Error]:

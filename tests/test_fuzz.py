@@ -35,10 +35,10 @@ from hypothesis import strategies as st
 
 from gateway.app import create_app
 from gateway.catalog import AD_TYPES
-from gateway.orders import ITEM_FIELDS, ORDER_FIELDS, PROPERTIES_FIELDS
+from gateway.orders.rules import ITEM_FIELDS, ORDER_FIELDS, PROPERTIES_FIELDS
 from gateway.settings import Settings
+from tests.orders.test_intake import AUTH, KEY, make_order
 from tests.support.factories import ALL_PAIRS, BY_NAME, event
-from tests.test_order_intake import AUTH, KEY, make_order
 
 LONG_RUN = os.environ.get("IAN_FUZZ_EXAMPLES")
 EXAMPLES = int(LONG_RUN or 150)

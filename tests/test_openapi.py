@@ -21,9 +21,10 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi import checks
 
-from gateway import intake, order_intake
+from gateway import intake
 from gateway.catalog import AD_TYPES, REQUIRED
 from gateway.openapi import load
+from gateway.orders import intake as order_intake
 from tests.support.served import ORDERS_KEY, Served, served
 
 DOCUMENT: dict[str, Any] = json.loads(load())

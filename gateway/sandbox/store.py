@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.catalog import ad_data
-from gateway.orders import order_key
+from gateway.orders.rules import order_key
 from gateway.types import JSON
 
 KINDS = ("track", "order_log", "delivery")

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from gateway.orders import validate_order
+from gateway.orders.rules import validate_order
 from gateway.sandbox.clock import Clock
 from gateway.sandbox.http import Request, Response, errors_response, malformed
 from gateway.sandbox.store import Store

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.orders import TOO_OLD
+from gateway.orders.rules import TOO_OLD
 from gateway.sandbox import Sandbox
 
 from .bodies import order_created

@@ -1,4 +1,4 @@
-"""gateway/order_intake.py: `POST /v1/orders` as a client sees it.
+"""gateway/orders/intake.py: `POST /v1/orders` as a client sees it.
 
 In process through httpx's ASGI transport for the answers, and end to end: a real
 `ian-gateway serve` forwarding to a real sandbox, asserting what the sandbox received.
@@ -19,7 +19,7 @@ import pytest
 
 from gateway.dedupe import Dedupe
 from gateway.metrics import Metrics
-from gateway.order_intake import MAX_BATCH, MAX_BODY, UNAUTHORIZED, OrderIntake
+from gateway.orders.intake import MAX_BATCH, MAX_BODY, UNAUTHORIZED, OrderIntake
 from gateway.settings import Settings
 from gateway.spool import Record, SpoolFull
 from gateway.spool.memory import MemorySpool

@@ -1,10 +1,10 @@
 """Order intake: `POST /v1/orders`, server to server.
 
-Plain ASGI, the event intake's shape (gateway/intake.py) with the order-log
-document's rules: check the bearer key, read the bounded JSON body, then for each
-order validate -> dedupe, and put the new ones in the spool in one call as
-`order_log` records, forwarded to `/v2/ian/order/log`. The answer is sent once
-the spool has them (202) and never waits on the upstream.
+Plain ASGI, the event intake's shape (gateway/intake.py, the batch mechanics of
+gateway/batch.py) with the order-log document's rules: check the bearer key, read
+the bounded JSON body, then for each order validate -> dedupe, and put the new ones
+in the spool in one call as `order_log` records, forwarded to `/v2/ian/order/log`.
+The answer is sent once the spool has them (202) and never waits on the upstream.
 
 Not open to browsers (README, "Orders": server to server): no CORS headers, no preflight.
 """
@@ -27,20 +27,13 @@ from gateway.asgi import (
     respond_error,
     respond_errors,
 )
+from gateway.batch import Batch, Malformed, items_of
 from gateway.dedupe import Dedupe
 from gateway.errors import ISSUES_CODE, issues
-from gateway.intake import (
-    TOO_DEEP,
-    Malformed,
-    Outcome,
-    encoded,
-    items_of,
-    spool_new,
-)
 from gateway.metrics import Metrics
-from gateway.orders import order_key, validate_order
+from gateway.orders.rules import order_key, validate_order
 from gateway.settings import Settings
-from gateway.spool import Record, Spool, SpoolFull
+from gateway.spool import Spool, SpoolFull
 from gateway.types import Scope
 
 # README, "Orders": {"orders": [...]} with 1-500 orders, for backfills.
@@ -118,32 +111,23 @@ class OrderIntake:
             await respond_errors(send, 400, [issues()])
             return 400
         try:
-            outcome = await self.accept(orders, datetime.now(UTC))
+            batch = await self.accept(orders, datetime.now(UTC))
         except SpoolFull as full:
             retry = [(b"retry-after", str(full.retry_after).encode())]
             await respond_error(send, 503, SPOOL_FULL, ISSUES_CODE, retry)
             return 503
-        await respond(send, outcome.status, outcome.answer())
-        return outcome.status
+        await respond(send, batch.status, batch.answer())
+        return batch.status
 
-    async def accept(self, orders: list[Any], now: datetime) -> Outcome:
+    async def accept(self, orders: list[Any], now: datetime) -> Batch:
         """validate -> dedupe each order, then spool the new ones together."""
-        outcome = Outcome()
-        fresh: list[Record] = []
+        batch = Batch(KIND, self._dedupe)
         for index, order in enumerate(orders):
             errors = validate_order(order, now)
             if errors:
-                outcome.reject(index, errors)
+                batch.reject(index, errors)
                 continue
-            body = encoded(order)
-            if body is None:
-                outcome.reject(index, [TOO_DEEP])
-                continue
-            key = order_key(order)
-            if self._dedupe.is_duplicate(key):
-                outcome.duplicates += 1
-                continue
-            fresh.append(Record(KIND, key, body, user_agent=""))
-        await spool_new(self._spool, self._dedupe, fresh, outcome)
-        outcome.count(self._metrics, KIND)
-        return outcome
+            batch.add(index, order, order_key(order))
+        await batch.store(self._spool)
+        batch.count(self._metrics)
+        return batch

@@ -1,11 +1,11 @@
 """`ian-gateway orders import FILE.jsonl`: backfill orders through `POST /v1/orders`.
 
-One order per line. Lines are sent in batches of up to 500 (DESIGN.md: the
-batch form for backfills), each line's raw JSON as it is, so what the gateway
-validates is exactly what the file says. 503 and 429 are retried honouring
-`Retry-After`; a 413 splits the batch in two. Sending twice is safe: the gateway
-answers orders it has seen as duplicates, so an interrupted import is re-run
-from the start. Progress goes to stderr, the summary to stdout.
+One order per line. Lines are sent in batches of up to 500 (docs/contract.md:
+`{"orders": [...]}`, the batch form for backfills), each line's raw JSON as it
+is, so what the gateway validates is exactly what the file says. 503 and 429 are
+retried honouring `Retry-After`; a 413 splits the batch in two. Sending twice is
+safe: the gateway answers orders it has seen as duplicates, so an interrupted
+import is re-run from the start. Progress goes to stderr, the summary to stdout.
 """
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ from typing import IO, Any
 import httpx
 import orjson
 
-MAX_BATCH = 500  # DESIGN.md: {"orders": [...]} with 1-500 orders
+from gateway.orders.intake import MAX_BATCH
+
 DEFAULT_URL = "http://127.0.0.1:8080"  # `ian-gateway serve`'s default port
 ORDERS_PATH = "/v1/orders"
 KEY_ENV = "IAN_ORDERS_API_KEY"
-RETRY_STATUSES = frozenset({429, 503})  # DESIGN.md: both carry Retry-After
+# docs/contract.md: the gateway's 429 (rate limit) and 503 (spool full) carry Retry-After.
+RETRY_STATUSES = frozenset({429, 503})
 MAX_RETRY_AFTER = 60.0  # seconds; a longer Retry-After is a wrong one, not a plan
 BOM = b"\xef\xbb\xbf"
 

@@ -1,4 +1,4 @@
-"""gateway/order_import.py: `ian-gateway orders import FILE.jsonl` as an operator sees it.
+"""gateway/orders/importer.py: `ian-gateway orders import FILE.jsonl` as an operator sees it.
 
 The sender's retries against a scripted transport; `run` against a real order
 intake on loopback; and the backfill end to end: 10,000 orders from a file,
@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from gateway.dedupe import Dedupe
 from gateway.metrics import Metrics
-from gateway.order_import import (
+from gateway.orders.importer import (
     Fatal,
     Line,
     Progress,
@@ -40,7 +40,7 @@ from gateway.order_import import (
     retry_after,
     run,
 )
-from gateway.order_intake import OrderIntake
+from gateway.orders.intake import OrderIntake
 from gateway.settings import Settings
 from gateway.spool.memory import MemorySpool
 from tests.support import ROOT, ThreadServer, thread_server
@@ -432,7 +432,7 @@ class Terminal(io.StringIO):
 
 def test_progress_on_a_terminal_redraws_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = iter(float(t) for t in range(100))
-    monkeypatch.setattr("gateway.order_import.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("gateway.orders.importer.time.monotonic", lambda: next(clock))
     stream = Terminal()
     progress, summary = Progress(1000, stream), Summary(read=10, accepted=10)
     progress.update(500, summary)

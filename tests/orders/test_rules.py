@@ -1,4 +1,4 @@
-"""gateway/orders.py: the order-log document's rules, with its own messages and codes."""
+"""gateway/orders/rules.py: the order-log document's rules, with its own messages and codes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.orders import order_key, validate_order
+from gateway.orders.rules import order_key, validate_order
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 
