@@ -8,11 +8,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import error
-from gateway.types import Error, Scope
-
-# The intakes import these two from here; their one definition is in gateway/types.py.
-from gateway.types import Receive as Receive
-from gateway.types import Send as Send
+from gateway.types import Error, Receive, Scope, Send
 
 JSON_TYPE = (b"content-type", b"application/json")
 NO_STORE = (b"cache-control", b"no-store")

@@ -137,7 +137,7 @@ def enrich(event: Any, user_agent: str, user_ip: str, now: Callable[[], str]) ->
         return None
     found = ad_data(event)
     if found is not None:
-        found[1]["event_tracking_context"] = {"user_agent": user_agent, "user_ip": user_ip}
+        found.data["event_tracking_context"] = {"user_agent": user_agent, "user_ip": user_ip}
     if event.get("sent_at") is None:
         event["sent_at"] = now()
     return found

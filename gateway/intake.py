@@ -14,8 +14,6 @@ from typing import Any
 from gateway.asgi import (
     BodyTooLarge,
     Disconnected,
-    Receive,
-    Send,
     cors_headers,
     headers_of,
     media_type,
@@ -31,7 +29,7 @@ from gateway.errors import ISSUES_CODE, invalid, issues
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.spool import Spool, SpoolFull
-from gateway.types import Scope
+from gateway.types import Receive, Scope, Send
 from gateway.validate import validate_found
 
 MAX_BODY = 64 * 1024  # docs/contract.md, "POST /v1/events": body over 64 KiB -> 413

@@ -18,8 +18,6 @@ from typing import Any
 from gateway.asgi import (
     BodyTooLarge,
     Disconnected,
-    Receive,
-    Send,
     header,
     media_type,
     read_body,
@@ -34,7 +32,7 @@ from gateway.metrics import Metrics
 from gateway.orders.rules import order_key, validate_order
 from gateway.settings import Settings
 from gateway.spool import Spool, SpoolFull
-from gateway.types import Scope
+from gateway.types import Receive, Scope, Send
 
 # README, "Orders": {"orders": [...]} with 1-500 orders, for backfills.
 MAX_BATCH = 500

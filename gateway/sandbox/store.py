@@ -26,7 +26,7 @@ UNRECORDED = frozenset({b"authorization", b"cookie", b"content-length", b"host",
 
 def track_id(body: JSON) -> str | None:
     found = ad_data(body)
-    event_id = found[1].get("event_id") if found else None
+    event_id = found.data.get("event_id") if found else None
     return event_id if isinstance(event_id, str) else None
 
 

@@ -65,7 +65,7 @@ async def test_stats_count_duplicates_by_order(client: httpx.AsyncClient) -> Non
     for order in (first, second, first, update):
         assert (await client.post("/v2/ian/order/log", json=order)).status_code == 200
     stats = (await client.get("/_sandbox/stats")).json()["order_log"]
-    # the same order twice is a duplicate; an update of it is news (gateway.orders.order_key)
+    # the same order twice is a duplicate; an update of it is news (gateway.orders.rules.order_key)
     assert stats == {"accepted": 4, "rejected": 0, "distinct_ids": 3, "duplicates": 1}
 
 
