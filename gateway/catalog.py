@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from gateway.errors import NOT_IN_LIST
+
 # A field check answers the track document's error message, or None when the value is fine.
 Check = Callable[[Any], "str | None"]
 
@@ -88,7 +90,7 @@ def check_record_version(value: Any) -> str | None:
     number = as_number(value)
     if number is None:
         return "is not a number"
-    return None if number in RECORD_VERSIONS else "is not included in the list"
+    return None if number in RECORD_VERSIONS else NOT_IN_LIST
 
 
 def check_string(value: Any) -> str | None:

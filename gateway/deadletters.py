@@ -21,7 +21,8 @@ from gateway.spool import DeadLetter, Spool, open_spool
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = sub.add_parser("list", help="one line per dead letter")
-    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--limit", type=int, default=100,
+                         help="show at most this many (default 100)")
     listing.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     show = sub.add_parser("show", help="a dead letter's body and the upstream's answer")
     show.add_argument("id")

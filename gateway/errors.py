@@ -17,6 +17,8 @@ NO_USER_ID_CODE = 4001
 # track doc: every field-level row.
 INVALID_CODE = 1001
 BLANK = "can't be blank"
+# track and order-log docs: a value outside its field's list (event name, record version...).
+NOT_IN_LIST = "is not included in the list"
 
 
 def error(message: str, code: int, key: str | None = None) -> Error:

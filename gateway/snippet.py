@@ -74,7 +74,8 @@ def not_found(message: str) -> Response:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--origin", default="https://shop.example",
-                        help="the storefront origin the gateway is served on")
+                        help="the storefront origin the gateway is served on "
+                             "(default https://shop.example)")
 
 
 def run(args: argparse.Namespace) -> int:

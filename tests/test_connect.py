@@ -21,7 +21,7 @@ import pytest
 
 from gateway.connect import STREAMS_PER_CONNECTION
 from loadtests import bench_stub, throwaway_ca
-from tests.support import TRACK, free_port, send, wait_for_port
+from tests.support import TRACK, free_port, metric, send, wait_for_port
 from tests.support.factories import event, event_id
 from tests.support.upstream import Upstream, recording_upstream
 
@@ -184,11 +184,6 @@ def spool_depth(http: httpx.Client, gw: Any) -> int:
     return int(http.get(gw.url + "/readyz").json()["spool_depth"])
 
 
-def metric(http: httpx.Client, gw: Any, line_start: str) -> float:
-    for line in http.get(gw.url + "/metrics").text.splitlines():
-        if line.startswith(line_start + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 def test_https_upstream_trusted_through_ian_upstream_ca(

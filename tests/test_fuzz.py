@@ -37,8 +37,8 @@ from gateway.app import create_app
 from gateway.catalog import AD_TYPES
 from gateway.orders.rules import ITEM_FIELDS, ORDER_FIELDS, PROPERTIES_FIELDS
 from gateway.settings import Settings
-from tests.orders.test_intake import AUTH, KEY, make_order
 from tests.support.factories import ALL_PAIRS, BY_NAME, event
+from tests.support.factories import order as make_order
 
 LONG_RUN = os.environ.get("IAN_FUZZ_EXAMPLES")
 EXAMPLES = int(LONG_RUN or 150)
@@ -47,6 +47,8 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize
                                        HealthCheck.large_base_example])
 
 BEACON = {"content-type": "text/plain;charset=UTF-8", "user-agent": "Mozilla/5.0 (fuzz)"}
+KEY = "k-fuzz-orders-0123456789"
+AUTH = {"Authorization": f"Bearer {KEY}"}
 ORDER = {"content-type": "application/json", **AUTH}
 
 

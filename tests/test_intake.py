@@ -11,6 +11,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.support import metric
 from tests.support.factories import enriched, event, event_id
 
 BEACON = {"Content-Type": "text/plain;charset=UTF-8", "User-Agent": "Mozilla/5.0 (shopper)"}
@@ -258,12 +259,6 @@ def raw_request(gw: Any, head: bytes, body: bytes) -> None:
         time.sleep(0.2)  # the gateway has read what was sent
 
 
-def metric(http: httpx.Client, gw: Any, sample: str) -> float:
-    """The value of one `/metrics` sample, 0 while it is absent."""
-    for line in http.get(gw.url + "/metrics").text.splitlines():
-        if line.startswith(sample + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 DISCONNECTED = 'ian_incomplete_requests_total{reason="disconnected"}'

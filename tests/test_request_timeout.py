@@ -16,8 +16,8 @@ import httpx
 import orjson
 import pytest
 
+from tests.support import BEACON, metric
 from tests.support.factories import event, event_id
-from tests.test_intake import BEACON, metric
 
 BOUND = 1.0  # IAN_REQUEST_TIMEOUT in these tests
 LATE = 2.5  # how long past the bound a loaded machine may take to cut a connection

@@ -19,10 +19,9 @@ from gateway.settings import Settings
 from gateway.spool.memory import MemorySpool
 from gateway.status import Status, build_page, csp_hash, quantile
 from gateway.types import Receive, Scope, Send
+from tests.browser.support import CHROMIUM, CHROMIUM_ARGS
 from tests.support import Process, thread_server
 from tests.support.factories import event
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 class Clock:
@@ -207,7 +206,7 @@ def test_status_page_draws_the_traffic_in_chromium(gateway: Process, http: httpx
     assert data["totals"]["accepted"] == counts["accepted"]
     problems: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)

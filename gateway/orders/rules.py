@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from gateway.catalog import Check, as_number, check_string, is_blank
-from gateway.errors import BLANK, invalid, issues
+from gateway.errors import BLANK, NOT_IN_LIST, invalid, issues
 from gateway.types import Error
 from gateway.validate import NOT_A_TIME, has_offset, parse_time
 
@@ -31,7 +31,6 @@ MAX_AGE = timedelta(days=3)
 MAX_AHEAD = timedelta(minutes=15)
 
 # Messages for the rules the document states but gives no message for.
-NOT_IN_LIST = "is not included in the list"  # order-log doc 400 table: "Invalid event name"
 NOT_AN_OBJECT = "must be an object"
 NOT_A_LIST = "must be an array"
 NOT_NANOS = "must be an integer string of nanos (1.00 = 1000000000)"

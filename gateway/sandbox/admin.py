@@ -6,7 +6,7 @@ Answers are plain JSON; mistakes get Instacart's error object like everything el
 
 from __future__ import annotations
 
-from gateway.errors import error, invalid
+from gateway.errors import NOT_IN_LIST, error, invalid
 from gateway.sandbox.faults import FaultError
 from gateway.sandbox.http import (
     NOT_FOUND,
@@ -21,7 +21,6 @@ from gateway.sandbox.lifecycle import CANCELLATION_REASONS
 from gateway.sandbox.state import State
 from gateway.sandbox.store import KINDS
 
-NOT_IN_LIST = "is not included in the list"
 NOT_A_COUNT = "must be an integer >= 0"
 
 

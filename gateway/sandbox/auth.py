@@ -13,7 +13,7 @@ import hmac
 import secrets
 import time
 
-from gateway.errors import BLANK, error, invalid
+from gateway.errors import BLANK, NOT_IN_LIST, error, invalid
 from gateway.sandbox.http import (
     Request,
     Response,
@@ -38,7 +38,6 @@ EXPIRED_TOKEN = "The access token expired"
 # doc 002: the one access-token error row ("The user account was deactivated.") uses
 # code 1002 with key "access_token"; the sandbox answers bad tokens in the same form.
 TOKEN_CODE = 1002
-NOT_IN_LIST = "is not included in the list"
 
 _BEARER = b"bearer "
 

@@ -70,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="accepted requests kept for /_sandbox/received; later ones "
                              "are only counted (default 1000000)")
     parser.add_argument("--log-level", default="warning",
-                        choices=["critical", "error", "warning", "info", "debug"])
+                        choices=["critical", "error", "warning", "info", "debug"],
+                        help="log level (default warning)")
 
 
 def faults_from(args: argparse.Namespace) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from gateway.errors import BLANK, error, invalid
+from gateway.errors import BLANK, NOT_IN_LIST, error, invalid
 from gateway.sandbox.cart import MISSING_OR_INVALID, Cart
 from gateway.sandbox.clock import Clock
 from gateway.sandbox.faults import Faults
@@ -113,7 +113,7 @@ def item_field_errors(items: list[JSON]) -> list[Error]:
         policy = entry.get("replacement_policy")
         if policy is not None and policy not in REPLACEMENT_POLICIES:
             # doc 002: "Invalid replacement_policy"
-            errors.append(invalid("is not included in the list", prefix + "replacement_policy"))
+            errors.append(invalid(NOT_IN_LIST, prefix + "replacement_policy"))
     return errors
 
 

@@ -23,28 +23,11 @@ from gateway.orders.intake import MAX_BATCH, MAX_BODY, UNAUTHORIZED, OrderIntake
 from gateway.settings import Settings
 from gateway.spool import Record, SpoolFull
 from gateway.spool.memory import MemorySpool
+from tests.support.factories import order as make_order
 
 KEY = "k-orders-test-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 ISSUES = {"error": {"message": "There were issues with your request", "error_code": 9999}}
-
-
-def make_order(order_id: str = "o-1", **properties: Any) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    order: dict[str, Any] = {
-        "event": "order.created",
-        "properties": {
-            "order_id": order_id,
-            "created_at_utc": (now - timedelta(hours=1)).isoformat(),
-            "location_code": "store-42",
-            "order_items": [{"ordered_upc": "012345678905",
-                             "ordered_price_per_unit": "2990000000", "ordered_quantity": "1"}],
-        },
-        "user_id": "u-42",
-        "sent_at_utc": now.isoformat(),
-    }
-    order["properties"].update(properties)
-    return order
 
 
 class FullSpool(MemorySpool):

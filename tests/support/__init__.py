@@ -138,3 +138,11 @@ def send(http: httpx.Client, gw: Any, *events: dict[str, Any]) -> None:
     answer = http.post(gw.url + "/v1/events", content=orjson.dumps({"events": list(events)}),
                        headers=BEACON)
     assert answer.status_code == 202, answer.text
+
+
+def metric(http: httpx.Client, gw: Any, sample: str) -> float:
+    """The value of one `/metrics` sample of the gateway `gw`, 0 while it is absent."""
+    for line in http.get(gw.url + "/metrics").text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

@@ -7,12 +7,13 @@ so a test can name the fields it changes.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.catalog import PAIRS
 from loadtests.traffic import BY_NAME, ad_event, ad_fields
 
-__all__ = ["ALL_PAIRS", "BY_NAME", "enriched", "event", "event_id"]
+__all__ = ["ALL_PAIRS", "BY_NAME", "enriched", "event", "event_id", "order"]
 
 
 def event(name: str = "ian.sponsored_product.clicked", ad_type: str = "sponsored_product",
@@ -45,3 +46,22 @@ def event_id(evt: dict[str, Any]) -> str:
 
 
 ALL_PAIRS = sorted(PAIRS)
+
+
+def order(order_id: str = "o-1", **properties: Any) -> dict[str, Any]:
+    """A valid order.created request, made an hour ago; `properties` replace its fields."""
+    now = datetime.now(UTC)
+    order: dict[str, Any] = {
+        "event": "order.created",
+        "properties": {
+            "order_id": order_id,
+            "created_at_utc": (now - timedelta(hours=1)).isoformat(),
+            "location_code": "store-42",
+            "order_items": [{"ordered_upc": "012345678905",
+                             "ordered_price_per_unit": "2990000000", "ordered_quantity": "1"}],
+        },
+        "user_id": "u-42",
+        "sent_at_utc": now.isoformat(),
+    }
+    order["properties"].update(properties)
+    return order
