@@ -44,26 +44,9 @@ from gateway.orders.intake import OrderIntake
 from gateway.settings import Settings
 from gateway.spool.memory import MemorySpool
 from tests.support import ROOT, ThreadServer, thread_server
+from tests.support.factories import order as make_order
 
 KEY = "k-import-test-0123456789"
-
-
-def make_order(order_id: str, **properties: Any) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    order: dict[str, Any] = {
-        "event": "order.created",
-        "properties": {
-            "order_id": order_id,
-            "created_at_utc": (now - timedelta(hours=2)).isoformat(),
-            "location_code": "store-42",
-            "order_items": [{"ordered_rrc": f"rrc-{order_id}",
-                             "ordered_price_per_unit": "1990000000", "ordered_quantity": "3"}],
-        },
-        "user_id": "u-7",
-        "sent_at_utc": now.isoformat(),
-    }
-    order["properties"].update(properties)
-    return order
 
 
 def write_jsonl(path: Path, lines: list[Any]) -> Path:
