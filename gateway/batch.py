@@ -5,7 +5,7 @@ and its answer.
 item or `{"<batch>": [...]}`. Each checks its items by its own rules; a valid item is
 then encoded, deduplicated by its key and, if new, put in the spool with the others in
 one call. The answer counts what was accepted, what was a duplicate and what was
-rejected and why (README, "Endpoints").
+rejected and why (docs/contract.md, "Endpoints").
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Each user is a shopper browsing: a page view fires its beacons (on render,
 after the viewability second, on interaction; paced as `traffic.PAUSES` says)
 as `text/plain` bodies like `sendBeacon`, with the proportions, duplicates and
 invalid share stated in `traffic.py`.
-Every answer is held to the contract (README, "Endpoints"): 202 with the exact
+Every answer is held to the contract (docs/contract.md, "Endpoints"): 202 with the exact
 accepted / duplicates / rejected counts, or 400 when nothing in the beacon was
 valid. 429 and 503 are the gateway pushing back: counted as failures, by name.
 Set `IAN_RECORD_VERSION=1` to send production events (default 999: testing).

@@ -58,7 +58,7 @@ P_VIDEO_VIEWABLE = 0.5
 P_RESEND = 0.02
 P_INVALID_EVENT = 0.01
 P_INVALID_BEACON = 0.005
-MAX_BATCH = 100  # README, "Endpoints": a beacon carries 1-100 events
+MAX_BATCH = 100  # docs/contract.md, "Endpoints": a beacon carries 1-100 events
 # Seconds before each beacon of a page view: render at once, viewable after the MRC second
 # (50% of pixels for 1 continuous second) plus scrolling, interactions a few seconds later.
 PAUSES = ((0.0, 0.0), (1.0, 2.0), (1.0, 4.0))
@@ -194,7 +194,7 @@ class Beacon:
         return beacon_body(self.events)
 
     def expected_status(self) -> int:
-        # README, "Endpoints": 202 when anything was taken (accepted or duplicate), else 400
+        # docs/contract.md, "Endpoints": 202 when anything was taken (accepted, duplicate), else 400
         return 202 if self.valid >= 1 else 400
 
     def check(self, status: int, answer: Mapping[str, Any]) -> str | None:
