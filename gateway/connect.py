@@ -210,16 +210,19 @@ class Connect:
             headers = {"User-Agent": OWN_USER_AGENT, **headers}
         request = next(self._next).post(self._urls[path]).headers(headers).body_bytes(body)
         try:
+            # build(), not build_streamed(): send() has read the whole answer already
             response = await request.build().send()
+            status = response.status
+            if 200 <= status < 300 and path != TOKEN_PATH:
+                # The hot path: nothing to keep of a success, and not reading it saves an
+                # await per record (docs/performance.md, "The forwarder's own CPU").
+                return Answer(status, "")
             answer = await response.bytes()
         except RequestTimeoutError:
             timeout = self._settings.upstream_timeout
             return Answer(0, f"TimeoutError: no answer within {timeout:g} s")
         except (PyreqwestError, OSError) as exc:
             return Answer(0, f"{type(exc).__name__}: {exc}")
-        status = response.status
-        if 200 <= status < 300 and path != TOKEN_PATH:
-            return Answer(status, "")  # the hot path: nothing to keep of a success
         return Answer(status, bytes(answer).decode("utf-8", errors="replace"),
                       retry_after(response.get_header("Retry-After")),
                       response.get_header("Location") if 300 <= status < 400 else None)

@@ -150,22 +150,21 @@ class Forwarder:
         return True
 
     async def _work(self) -> None:
+        queue = self._queue
         while True:
-            claimed = await self._queue.get()
+            # Records are usually waiting: take one without a coroutine of Queue.get's
+            # (the per-record overhead is the forwarder's cost: docs/performance.md).
+            claimed = queue.get_nowait() if queue.qsize() else await queue.get()
             try:
-                await self._forward(claimed)
+                await self._deliver(claimed)
+            except Exception:
+                # The record stays leased in the spool and is claimed again when its lease ends.
+                log.exception("could not settle record %s", claimed.id)
             finally:
                 self._busy -= 1
                 self._slot_free.set()
                 if not self._busy:
                     self._idle.set()
-
-    async def _forward(self, claimed: Claimed) -> None:
-        try:
-            await self._deliver(claimed)
-        except Exception:
-            # The record stays leased in the spool and is claimed again when its lease ends.
-            log.exception("could not settle record %s", claimed.id)
 
     async def _deliver(self, claimed: Claimed) -> None:
         kind = claimed.record.kind
@@ -174,7 +173,8 @@ class Forwarder:
             await self._dead(claimed, Answer(0, reason))
             return
         limiter = self.limiter
-        await limiter.acquire()
+        if not limiter.try_acquire():
+            await limiter.acquire()
         started = time.perf_counter()
         try:
             answer = await self._connect.send(claimed.record)
@@ -198,7 +198,8 @@ class Forwarder:
             self._metrics.child(self._metrics.retries, kind).inc()
             await self._spool.retry(claimed, backoff(claimed.attempts, answer.retry_after))
             return
-        await self._upstream_up()
+        if self._failures:
+            await self._upstream_up()
         if 200 <= answer.status < 300:
             await self._spool.ack(claimed)
         else:
@@ -229,6 +230,7 @@ class Forwarder:
         self._probe_at = now + max(delay, answer.retry_after or 0.0)
 
     async def _upstream_up(self) -> None:
+        """An answer that is not a failure: the count of failures in a row starts again."""
         was_down = self.upstream_down
         self._failures = 0
         if was_down:

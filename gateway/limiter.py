@@ -86,10 +86,16 @@ class Limiter:
         lowest = min(self._epoch_min, self._previous_min)
         return None if lowest == math.inf else lowest
 
-    async def acquire(self) -> None:
+    def try_acquire(self) -> bool:
+        """A slot now if one is free (True), without a coroutine: the forwarder's common case."""
         if self.in_flight < self.limit and not self._waiters:
             self.in_flight += 1
             self._saturated |= self.in_flight >= self.limit
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        if self.try_acquire():
             return
         self._saturated = True
         waiter = asyncio.get_running_loop().create_future()
