@@ -198,3 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:  # every command: fail naming the variable, before a port opens
         print(f"ian-gateway: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader left (`ian-gateway config | head`): stop quietly, as other tools do, and
+        # point stdout at /dev/null so that Python's own flush at exit does not fail again
+        # (Python docs, "signal": note on SIGPIPE).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

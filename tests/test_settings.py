@@ -68,6 +68,17 @@ def serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 UPSTREAM = {"IAN_UPSTREAM_URL": "http://127.0.0.1:9"}
 
 
+def test_config_into_a_pipe_closed_early_ends_quietly() -> None:
+    """`ian-gateway config | head -1`: no traceback when the reader leaves."""
+    with subprocess.Popen([sys.executable, "-m", "gateway", "config"], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+        assert child.stdout is not None and child.stderr is not None
+        child.stdout.close()  # the reader is gone before the first line
+        errors = child.stderr.read().decode()
+        assert child.wait(timeout=60) == 1, errors
+    assert "Traceback" not in errors, errors
+
+
 @pytest.mark.parametrize(("env", "named"), [
     ({}, "IAN_UPSTREAM_URL"),
     ({"IAN_ACCESS_TOKEN": "x"}, "IAN_UPSTREAM_URL"),
