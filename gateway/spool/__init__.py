@@ -62,11 +62,8 @@ class DeadLetter:
     failed_at: float  # unix time
 
 
-# The capacity rule of a put, for backends that store several calls together.
-
-
 def admit(calls: Sequence[Sequence[Record]], room: int) -> list[bool]:
-    """Which of the put calls stored together fit in `room` more records, in order.
+    """Which of the put calls a backend stores together fit in `room` more records, in order.
 
     A call that does not fit takes none of the room: it stores nothing and raises SpoolFull.
     """

@@ -317,15 +317,22 @@ def import_cli(path: Path, url: str, key: str) -> subprocess.CompletedProcess[st
     )
 
 
-def test_backfill_10000_orders_arrive_exactly_once(spawn: Callable[..., Any], http: httpx.Client,
-                                                   sandbox_url: str, tmp_path: Path) -> None:
-    gateway = spawn(["serve", "--host", "127.0.0.1"], env={
+def serve_orders(spawn: Callable[..., Any], sandbox_url: str, spool: str,
+                 **env: str) -> Any:
+    """`ian-gateway serve` forwarding to the sandbox, taking orders with KEY."""
+    return spawn(["serve", "--host", "127.0.0.1"], env={
         "IAN_UPSTREAM_URL": sandbox_url,
         "IAN_CLIENT_ID": "sandbox-client",
         "IAN_CLIENT_SECRET": "sandbox-secret",
-        "IAN_SPOOL": f"sqlite:///{tmp_path}/spool.db",
+        "IAN_SPOOL": spool,
         "IAN_ORDERS_API_KEYS": KEY,
+        **env,
     })
+
+
+def test_backfill_10000_orders_arrive_exactly_once(spawn: Callable[..., Any], http: httpx.Client,
+                                                   sandbox_url: str, tmp_path: Path) -> None:
+    gateway = serve_orders(spawn, sandbox_url, f"sqlite:///{tmp_path}/spool.db")
     orders = [make_order(f"bf-{i:05d}") for i in range(BACKFILL)]
     path = write_jsonl(tmp_path / "backfill.jsonl", orders)
 
@@ -357,13 +364,7 @@ def test_backfill_10000_orders_arrive_exactly_once(spawn: Callable[..., Any], ht
 
 def test_backfill_with_a_wrong_key_sends_nothing(spawn: Callable[..., Any], http: httpx.Client,
                                                  sandbox_url: str, tmp_path: Path) -> None:
-    gateway = spawn(["serve", "--host", "127.0.0.1"], env={
-        "IAN_UPSTREAM_URL": sandbox_url,
-        "IAN_CLIENT_ID": "sandbox-client",
-        "IAN_CLIENT_SECRET": "sandbox-secret",
-        "IAN_SPOOL": "memory:",
-        "IAN_ORDERS_API_KEYS": KEY,
-    })
+    gateway = serve_orders(spawn, sandbox_url, "memory:")
     path = write_jsonl(tmp_path / "orders.jsonl", [make_order("x-1")])
     done = import_cli(path, gateway.url, "not-the-key")
     assert done.returncode == 2
@@ -378,14 +379,7 @@ def test_backfill_waits_out_a_full_spool(spawn: Callable[..., Any], http: httpx.
     # Retry-After; the importer waits and retries until Connect is back.
     http.put(f"{sandbox_url}/_sandbox/faults",
              json={"outage": True, "retry_after_s": 0.2}).raise_for_status()
-    gateway = spawn(["serve", "--host", "127.0.0.1"], env={
-        "IAN_UPSTREAM_URL": sandbox_url,
-        "IAN_CLIENT_ID": "sandbox-client",
-        "IAN_CLIENT_SECRET": "sandbox-secret",
-        "IAN_SPOOL": "memory:",
-        "IAN_SPOOL_MAX": "40",
-        "IAN_ORDERS_API_KEYS": KEY,
-    })
+    gateway = serve_orders(spawn, sandbox_url, "memory:", IAN_SPOOL_MAX="40")
     orders = [make_order(f"full-{i:03d}") for i in range(200)]
     path = write_jsonl(tmp_path / "orders.jsonl", orders)
     importer = subprocess.Popen(
