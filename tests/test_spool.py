@@ -24,6 +24,7 @@ from gateway.spool.keys import KnownKeys
 from gateway.spool.memory import MemorySpool
 from gateway.spool.redis import GROUP, RedisSpool
 from gateway.spool.sqlite import SqliteSpool
+from gateway.spool.sqlite.spool import FILE_EVERY, HUNGRY_FOR
 from tests.support import run_child
 
 OpenSpool = Callable[..., Awaitable[Any]]
@@ -436,6 +437,91 @@ async def test_sqlite_lease_taken_over_ignores_the_old_owner(tmp_path: Path) -> 
         assert await other.depth() == 0
     finally:
         await slow.close()
+        await other.close()
+
+
+async def test_sqlite_hands_a_put_to_a_waiting_claim_leased_in_the_file(tmp_path: Path) -> None:
+    path = str(tmp_path / "spool.db")
+    spool = SqliteSpool(path, 100, 60, poll_interval=60)  # the file is not looked at again
+    other = SqliteSpool(path, 100, 60)
+    await spool.start()
+    await other.start()
+    try:
+        assert await spool.claim(10, wait=0) == []  # this process's forwarder wants records
+        assert await spool.put(records(3)) == [True] * 3
+        commits = spool.commits
+        claimed = await spool.claim(10, wait=0)
+        assert keys(claimed) == {"k0", "k1", "k2"}
+        assert [item.attempts for item in claimed] == [0, 0, 0]
+        assert [item.record for item in claimed] == records(3)
+        assert spool.commits == commits  # handed over in memory, not leased by a write
+        assert await other.claim(10, wait=0) == []  # leased in the file all the same
+        for item in claimed:
+            await spool.ack(item)
+        assert await spool.depth() == 0
+    finally:
+        await spool.close()
+        await other.close()
+
+
+async def test_sqlite_a_put_nobody_waits_for_is_due_to_any_process(tmp_path: Path) -> None:
+    path = str(tmp_path / "spool.db")
+    spool = SqliteSpool(path, 100, 60)
+    other = SqliteSpool(path, 100, 60)
+    await spool.start()
+    await other.start()
+    try:
+        await spool.put(records(3))  # no claim here yet: not handed over
+        assert keys(await other.claim(10, wait=0)) == {"k0", "k1", "k2"}
+        assert await spool.claim(10, wait=0) == []
+        await asyncio.sleep(HUNGRY_FOR + 0.1)  # no claim here since: not handed over either
+        await spool.put(records(1, "b"))
+        assert keys(await other.claim(10, wait=0)) == {"b0"}
+    finally:
+        await spool.close()
+        await other.close()
+
+
+async def test_sqlite_a_backlog_in_the_file_moves_while_records_are_handed(
+        tmp_path: Path) -> None:
+    path = str(tmp_path / "spool.db")
+    spool = SqliteSpool(path, 100, 60, poll_interval=60)
+    other = SqliteSpool(path, 100, 60)
+    await spool.start()
+    await other.start()
+    try:
+        await other.put(records(8, "old"))  # nobody claims there: in the file
+        assert keys(await spool.claim(2, wait=0)) == {"old0", "old1"}
+        await spool.put(records(2 * FILE_EVERY, "new"))  # handed over
+        for _ in range(2, FILE_EVERY):
+            assert {key[:3] for key in keys(await spool.claim(2, wait=0))} == {"new"}
+        assert {key[:3] for key in keys(await spool.claim(2, wait=0))} == {"new", "old"}
+    finally:
+        await spool.close()
+        await other.close()
+
+
+async def test_sqlite_handed_records_go_back_to_the_file(tmp_path: Path) -> None:
+    """On close, and when half their lease has gone by before a claim takes them."""
+    path = str(tmp_path / "spool.db")
+    spool = SqliteSpool(path, 100, 60, lease=0.4)
+    other = SqliteSpool(path, 100, 60)
+    await spool.start()
+    await other.start()
+    try:
+        assert await spool.claim(10, wait=0) == []
+        await spool.put(records(2))
+        await asyncio.sleep(0.25)  # past half the lease: not handed out, claimed from the file
+        assert await spool.claim(10, wait=0) == []
+        taken = await spool.claim(10, wait=2)
+        assert keys(taken) == {"k0", "k1"}
+        for item in taken:
+            await spool.ack(item)
+        await spool.put(records(2, "c"))  # that claim wanted more: handed over
+        await spool.close()
+        assert keys(await other.claim(10, wait=0)) == {"c0", "c1"}  # released on close
+    finally:
+        await spool.close()
         await other.close()
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+A = TypeVar("A")  # a backend's answer for one record
 
 # What a record is forwarded to: `track` -> /v2/ian/track, `order_log` -> /v2/ian/order/log.
 KINDS = ("track", "order_log")
@@ -75,7 +77,7 @@ def admit(calls: Sequence[Sequence[Record]], room: int) -> list[bool]:
 
 
 def per_call(calls: Sequence[Sequence[Record]], fits: Sequence[bool],
-             answers: Iterable[bool]) -> list[list[bool] | BaseException]:
+             answers: Iterable[A]) -> list[list[A] | BaseException]:
     """Each call's answer: its share of `answers` (one per admitted record), or SpoolFull
     to raise."""
     each = iter(answers)

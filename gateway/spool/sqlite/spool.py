@@ -4,6 +4,9 @@
 thread (writer.py: group commit, one fsync shared by the calls queued meanwhile), reads on a
 connection of its own (a WAL reader does not wait for the writer), decides dedupe against the
 key log (keylog.py) and sees other processes' puts and expired leases by polling, cheaply.
+While this process's forwarder is claiming, a put stores its records already leased to it
+and hands them over in memory: they are not read back out of the file, and the file sees
+one write less per record (docs/performance.md, "The spool").
 A put is refused (SpoolFull) before it writes anything when the disk is nearly full, the
 spool is at `max_records`, or the file stays locked past `busy_timeout`: intake answers 503.
 """
@@ -11,6 +14,8 @@ spool is at `max_records`, or the file stays locked past `busy_timeout`: intake 
 from __future__ import annotations
 
 import asyncio
+import functools
+import math
 import os
 import shutil
 import socket
@@ -18,6 +23,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final, TypeVar
 
@@ -33,6 +39,9 @@ T = TypeVar("T")
 MIN_FREE_BYTES: Final = 100 * 1024 * 1024
 DISK_CHECK_INTERVAL: Final = 1.0  # statvfs at most once a second
 BUSY_TIMEOUT: Final = 10.0  # seconds a transaction waits for another process's write lock
+HAND_OVER_MAX: Final = 4096  # records leased on put and not yet claimed, at most
+HUNGRY_FOR: Final = 1.0  # seconds since this process's last claim: puts are handed over
+FILE_EVERY: Final = 4  # one claim in this many takes a part from the file, records in hand or not
 
 
 def _local_path(path: str) -> str:
@@ -79,6 +88,11 @@ class SqliteSpool:
         self._disk_full = False
         self._unread_acks = False  # acks noted since this process's last read
         self._acks_written: asyncio.Future[None] | None = None  # when those before it are
+        # Records put leased to this process, for its next claim: (lease end, the record).
+        self._handed: deque[tuple[float, Claimed]] = deque()
+        self._claimed_at = -math.inf  # when this process's forwarder last claimed
+        self._claims = 0
+        self._next_look = 0.0  # while records are handed over: when to look in the file too
 
     @property
     def commits(self) -> int:
@@ -102,7 +116,8 @@ class SqliteSpool:
         keys = KeyLog()
         self._writer = Writer(
             conn,
-            lambda conn, calls: tables.store(conn, calls, keys, self._max, self._ttl),
+            lambda conn, calls, leases: tables.store(conn, calls, leases, keys, self._owner,
+                                                     self._max, self._ttl),
             keys,
             linger=self._linger,
             max_batch=self._max_batch,
@@ -121,6 +136,7 @@ class SqliteSpool:
         writer = self._writer
         release = writer.call(lambda conn: tables.release_leases(conn, self._owner))
         self._closed = True
+        self._handed.clear()  # their leases are released with the others'
         writer.stop()
         self._wakeup.set()
         try:
@@ -168,14 +184,26 @@ class SqliteSpool:
             return []
         if self._disk_nearly_full():
             raise SpoolFull(retry_after=5)
+        lease_until = self._hand_over_until()
         try:
-            stored = await self._usable().put(records)
+            ids = await self._usable().put(records, lease_until)
         except sqlite3.Error as exc:
             # Locked past busy_timeout, disk I/O: intake answers 503, never 500.
             raise SpoolFull() from exc
-        if any(stored):
+        if lease_until:
+            self._handed.extend((lease_until, Claimed(str(row_id), record, 0))
+                                for row_id, record in zip(ids, records, strict=True) if row_id)
+        if any(ids):
             self._wakeup.set()
-        return stored
+        return [row_id > 0 for row_id in ids]
+
+    def _hand_over_until(self) -> float:
+        """When a put's records' lease ends if they are to be handed over, else 0: while this
+        process's forwarder claims (within HUNGRY_FOR) and has room in hand."""
+        if (time.monotonic() - self._claimed_at < HUNGRY_FOR
+                and len(self._handed) < HAND_OVER_MAX):
+            return time.time() + self._lease
+        return 0.0
 
     def _disk_nearly_full(self) -> bool:
         now = time.monotonic()
@@ -185,22 +213,47 @@ class SqliteSpool:
         return self._disk_full
 
     async def claim(self, limit: int, wait: float) -> list[Claimed]:
+        self._claimed_at = time.monotonic()
+        self._claims += 1
+        # Handed-over records first; the file is looked at when they fall short of the limit
+        # (not more often than polled), and for a part of every FILE_EVERY-th claim, so an
+        # older backlog keeps moving while fresh records flow.
+        reserve = max(1, limit // FILE_EVERY) if self._claims % FILE_EVERY == 0 else 0
         deadline = time.monotonic() + wait
         look = True  # first pass, or woken by a put here: go straight to the write lock
         while not self._closed:
             self._wakeup.clear()
+            handed = self._take_handed(limit - reserve)
+            if len(handed) == limit or (
+                    handed and not reserve and time.monotonic() < self._next_look):
+                return handed
+            self._next_look = time.monotonic() + self._poll
             if (look or await self._read(tables.any_due)) and not self._closed:
-                claimed = await self._write(
-                    lambda conn: tables.lease(conn, self._owner, self._lease, limit)
-                )
-                if claimed:
-                    return claimed
+                claimed = await self._write(functools.partial(
+                    tables.lease, owner=self._owner, seconds=self._lease,
+                    limit=limit - len(handed)))
+                if claimed or handed:
+                    return handed + claimed
+            elif handed:
+                return handed
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
             # Other processes' puts and expired leases are seen by polling, cheaply (a read).
             look = await self._sleep(min(remaining, self._poll))
         return []
+
+    def _take_handed(self, limit: int) -> list[Claimed]:
+        """Up to `limit` records handed over by puts. One whose lease is half gone is left
+        to the file: it is claimed from there, by anyone, once its lease ends."""
+        handed = self._handed
+        taken: list[Claimed] = []
+        fresh_after = time.time() + self._lease / 2
+        while handed and len(taken) < limit:
+            lease_until, claimed = handed.popleft()
+            if lease_until > fresh_after:
+                taken.append(claimed)
+        return taken
 
     async def _sleep(self, seconds: float) -> bool:
         """Wait for a put in this process, or `seconds`; True when woken."""

@@ -23,8 +23,8 @@ from gateway.spool.sqlite.keylog import KeyLog
 COUNT_RECORDS: Final = "SELECT n FROM counts WHERE name = 'records'"
 ADD_TO_COUNT: Final = "UPDATE counts SET n = n + ? WHERE name = 'records'"
 INSERT_RECORDS: Final = """
-    INSERT INTO records (kind, key, body, user_agent, attempts, enqueued_at, due_at)
-    VALUES {values}"""
+    INSERT INTO records (kind, key, body, user_agent, attempts, enqueued_at, due_at, lease_owner)
+    VALUES {values} RETURNING id, key"""
 CLAIM: Final = """
     UPDATE records SET lease_owner = ?, due_at = ?
     WHERE id IN (SELECT id FROM records WHERE due_at <= ? ORDER BY due_at, id LIMIT ?)
@@ -54,13 +54,13 @@ REPLAY_ONE: Final = """
 PURGE_ALL: Final = "DELETE FROM dead_letters"
 PURGE_ONE: Final = "DELETE FROM dead_letters WHERE id = ?"
 
-RECORDS_PER_STATEMENT: Final = 100  # 6 variables each, far below SQLITE_MAX_VARIABLE_NUMBER
+RECORDS_PER_STATEMENT: Final = 100  # 7 variables each, far below SQLITE_MAX_VARIABLE_NUMBER
 ACKS_PER_STATEMENT: Final = 1000  # ids in one JSON array parameter
 
 
 @functools.lru_cache(maxsize=32)
 def _insert_records(count: int) -> str:
-    return INSERT_RECORDS.format(values=", ".join(["(?, ?, ?, ?, 0, ?, ?)"] * count))
+    return INSERT_RECORDS.format(values=", ".join(["(?, ?, ?, ?, 0, ?, ?, ?)"] * count))
 
 
 def _record(row: Sequence[Any]) -> Record:
@@ -80,31 +80,39 @@ def _count(conn: sqlite3.Connection, added: int) -> None:
 # -- writes, inside the writer's transaction -----------------------------------
 
 
-def store(conn: sqlite3.Connection, calls: list[Sequence[Record]], keys: KeyLog,
-          max_records: int, dedupe_ttl: float) -> list[list[bool] | BaseException]:
+def store(conn: sqlite3.Connection, calls: list[Sequence[Record]], leases: list[float],
+          keys: KeyLog, owner: str, max_records: int, dedupe_ttl: float
+          ) -> list[list[int] | BaseException]:
     """The puts of a batch together: one multi-row insert of their new keys, one of their
     records (per-statement overhead, not fsync, is what a put costs once commits are shared).
-    Each call's answer, or SpoolFull for a call that does not fit (it writes nothing)."""
+    A put with a lease end (not 0) stores its records leased to `owner` until then.
+    Each call's answer, per record its new row id or 0 for a duplicate, or SpoolFull for a
+    call that does not fit (it writes nothing)."""
     fits = admit(calls, max_records - depth(conn))
     now = time.time()
-    taken = [record for records, fit in zip(calls, fits, strict=True) if fit for record in records]
-    new = keys.new(conn, [(r.key, now + remember_for(r.kind, dedupe_ttl)) for r in taken], now)
-    answers = []
+    taken = [(record, lease) for records, lease, fit in zip(calls, leases, fits, strict=True)
+             if fit for record in records]
+    new = keys.new(conn, [(r.key, now + remember_for(r.kind, dedupe_ttl)) for r, _ in taken], now)
     rows: list[tuple[Any, ...]] = []
-    for record in taken:
-        answers.append(record.key in new)
-        if answers[-1]:
+    for record, lease in taken:
+        if record.key in new:
             new.discard(record.key)  # a repeat later in the batch is a duplicate
-            rows.append((record.kind, record.key, record.body, record.user_agent, now, now))
-    _insert(conn, rows)
-    return per_call(calls, fits, answers)
+            rows.append((record.kind, record.key, record.body, record.user_agent, now,
+                         lease or now, owner if lease else None))
+    ids = _insert(conn, rows)
+    # a key's id goes to its first record; a repeat finds it gone: 0, a duplicate
+    return per_call(calls, fits, (ids.pop(record.key, 0) for record, _ in taken))
 
 
-def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> dict[str, int]:
+    """The rows' new ids by key (RETURNING's order is not the rows' order: sqlite.org)."""
+    ids: dict[str, int] = {}
     for start in range(0, len(rows), RECORDS_PER_STATEMENT):
         chunk = rows[start:start + RECORDS_PER_STATEMENT]
-        conn.execute(_insert_records(len(chunk)), [value for row in chunk for value in row])
+        ids.update((key, row_id) for row_id, key in conn.execute(
+            _insert_records(len(chunk)), [value for row in chunk for value in row]))
     _count(conn, len(rows))
+    return ids
 
 
 def delete(conn: sqlite3.Connection, ids: list[int]) -> None:

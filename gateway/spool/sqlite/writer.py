@@ -35,15 +35,19 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 Outcome = Any | BaseException  # a call's answer, or what it raises
-Store = Callable[[sqlite3.Connection, list[Sequence[Record]]], list[list[bool] | BaseException]]
+# The puts of a batch and each one's lease end (0: not leased) -> each one's new row ids.
+Store = Callable[[sqlite3.Connection, list[Sequence[Record]], list[float]],
+                 list[list[int] | BaseException]]
 
 
 @dataclass(slots=True)
 class Put:
-    """One `put` call: the batch's puts are stored together."""
+    """One `put` call: the batch's puts are stored together. Answered with each record's new
+    row id, 0 for a duplicate; stored leased to this process until `lease_until` if not 0."""
 
     records: Sequence[Record]
-    future: asyncio.Future[list[bool]]
+    lease_until: float
+    future: asyncio.Future[list[int]]
     loop: asyncio.AbstractEventLoop
 
 
@@ -126,9 +130,9 @@ class Writer:
         self._enqueue(op)
         return op.future
 
-    def put(self, records: Sequence[Record]) -> asyncio.Future[list[bool]]:
+    def put(self, records: Sequence[Record], lease_until: float = 0.0) -> asyncio.Future[list[int]]:
         loop = asyncio.get_running_loop()
-        op = Put(records, loop.create_future(), loop)
+        op = Put(records, lease_until, loop.create_future(), loop)
         self._enqueue(op)
         return op.future
 
@@ -207,8 +211,9 @@ class Writer:
         """The batch's acks together, its puts together (room made by the acks counts),
         then every other call in turn."""
         tables.delete(self._conn, [i for op in batch if isinstance(op, Acks) for i in op.ids])
-        stored = iter(self._store(self._conn, [op.records for op in batch
-                                               if isinstance(op, Put)]))
+        puts = [op for op in batch if isinstance(op, Put)]
+        stored = iter(self._store(self._conn, [op.records for op in puts],
+                                  [op.lease_until for op in puts]))
         outcomes: list[Outcome] = []
         for op in batch:
             if isinstance(op, Put):
