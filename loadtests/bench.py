@@ -409,17 +409,39 @@ class Bench:
 
 def busy(pid: int, step: Callable[[], Any]) -> Any:
     """`step()`, with `cpu_busy` added to its figures: the share of its core process `pid`
-    used over the step (warm-up included)."""
-    started, cpu = time.monotonic(), cpu_seconds(pid)
+    used over the step (warm-up included), and `cpu_threads`, that share by thread."""
+    started, cpu, threads = time.monotonic(), cpu_seconds(pid), thread_seconds(pid)
     result = step()
     if isinstance(result, dict):
-        result["cpu_busy"] = (cpu_seconds(pid) - cpu) / (time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        result["cpu_busy"] = (cpu_seconds(pid) - cpu) / elapsed
+        result["cpu_threads"] = {kind: (seconds - threads.get(kind, 0.0)) / elapsed
+                                 for kind, seconds in thread_seconds(pid).items()}
     return result
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, all its threads (proc(5): stat fields 14, 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return _stat_seconds(Path(f"/proc/{pid}/stat").read_text())
+
+
+def thread_seconds(pid: int) -> dict[str, float]:
+    """CPU time by thread: the event loop's (`main`), pyreqwest's Rust runtime (`pyreqwest`,
+    its TLS and HTTP/2), and the `other` threads (the SQLite spool's writer, executors)."""
+    seconds: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread has ended
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        kind = "main" if task.name == str(pid) else "pyreqwest" if name == "pyreqwest" else "other"
+        seconds[kind] = seconds.get(kind, 0.0) + _stat_seconds(stat)
+    return seconds
+
+
+def _stat_seconds(stat: str) -> float:
+    fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

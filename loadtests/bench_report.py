@@ -126,6 +126,16 @@ def _cpu_note(figures: Mapping[str, Any], rate: float | None, per: str) -> str:
     return f", cpu {busy:.0%} = {busy / rate * 1e6:,.0f} us/{per}"
 
 
+def _threads_note(figures: Mapping[str, Any], rate: float | None) -> str:
+    """The CPU per event by thread (bench.thread_seconds): which of intake and forwarding's
+    Python, the client's Rust runtime and the spool's writer costs what."""
+    threads = figures.get("cpu_threads")
+    if not threads or not rate:
+        return ""
+    return " (" + ", ".join(f"{kind} {share / rate * 1e6:,.0f}"
+                            for kind, share in sorted(threads.items())) + ")"
+
+
 def rows(results: Mapping[str, Any]) -> list[list[str]]:
     """The absolute figures, one row each: label, value, unit, note."""
     base = results.get("baselines") or {}
@@ -158,7 +168,8 @@ def rows(results: Mapping[str, Any]) -> list[list[str]]:
         ["end-to-end received by the stub", _num(e2e.get("received_events_per_s")), "events/s",
          f"backlog {_num(e2e.get('backlog_start'))} -> {_num(e2e.get('backlog_end'))}, "
          f"stable {e2e.get('stable', '-')}"
-         + _cpu_note(e2e, e2e.get("received_events_per_s"), "event")],
+         + _cpu_note(e2e, e2e.get("received_events_per_s"), "event")
+         + _threads_note(e2e, e2e.get("received_events_per_s"))],
         ["  forwarder alone, draining (intake idle)", _num(e2e.get("drain_events_per_s")),
          "events/s", "the backlog left after the window"],
         ["event_id memory (dedupe + spool), 1M", _num(memory.get("bytes_per_key_rss")), "B/id",
@@ -176,7 +187,8 @@ def field_rows(field: Mapping[str, Any]) -> list[list[str]]:
           for client in ("aiohttp", "pyreqwest")),
         ["field: gateway end-to-end, defaults", _num(e2e.get("received_events_per_s")),
          "events/s", f"stable {e2e.get('stable', '-')}, in-flight limit at the end "
-         f"{_num(limit)}" + _cpu_note(e2e, e2e.get("received_events_per_s"), "event")],
+         f"{_num(limit)}" + _cpu_note(e2e, e2e.get("received_events_per_s"), "event")
+         + _threads_note(e2e, e2e.get("received_events_per_s"))],
     ]
 
 

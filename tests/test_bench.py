@@ -6,7 +6,9 @@ No load here: performance is measured by `loadtests/bench`, not by timed tests.
 from __future__ import annotations
 
 import json
+import os
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +108,34 @@ def test_render_shows_the_cpu_cost_per_request_where_measured() -> None:
     text = bench_report.render(results(half_rate=half))
     assert "cpu 85% = 567 us/req" in text  # 0.85 s of CPU per second over 1,500 requests
     assert "us/event" not in text  # the end-to-end run here has no CPU figure
+
+
+def test_render_splits_the_end_to_end_cpu_by_thread() -> None:
+    e2e = {"received_events_per_s": 4_000.0, "cpu_busy": 0.9,
+           "cpu_threads": {"main": 0.5, "pyreqwest": 0.3, "other": 0.1}}
+    text = bench_report.render(results(e2e=e2e))
+    assert "cpu 90% = 225 us/event (main 125, other 25, pyreqwest 75)" in text
+
+
+def test_thread_seconds_finds_this_process_main_thread() -> None:
+    spinning = threading.Event()
+
+    def spin() -> None:
+        while not spinning.is_set():
+            pass
+
+    other = threading.Thread(target=spin)
+    other.start()
+    try:
+        for _ in range(2_000_000):
+            pass
+        seconds = bench.thread_seconds(os.getpid())
+    finally:
+        spinning.set()
+        other.join()
+    assert seconds["main"] > 0
+    assert set(seconds) <= {"main", "other", "pyreqwest"}
+    assert "other" in seconds
 
 
 def test_body_template_has_one_hole_per_event() -> None:
