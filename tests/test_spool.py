@@ -8,6 +8,7 @@ Redis ones several instances and consumers on one server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import time
@@ -440,13 +441,24 @@ async def test_sqlite_lease_taken_over_ignores_the_old_owner(tmp_path: Path) -> 
         await other.close()
 
 
-async def test_sqlite_hands_a_put_to_a_waiting_claim_leased_in_the_file(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def here_and_elsewhere(tmp_path: Path, **options: Any
+                             ) -> AsyncIterator[tuple[SqliteSpool, SqliteSpool]]:
+    """This process's spool (with `options`) and another process's, on one file."""
     path = str(tmp_path / "spool.db")
-    spool = SqliteSpool(path, 100, 60, poll_interval=60)  # the file is not looked at again
-    other = SqliteSpool(path, 100, 60)
+    spool, other = SqliteSpool(path, 100, 60, **options), SqliteSpool(path, 100, 60)
     await spool.start()
     await other.start()
     try:
+        yield spool, other
+    finally:
+        await spool.close()
+        await other.close()
+
+
+async def test_sqlite_hands_a_put_to_a_waiting_claim_leased_in_the_file(tmp_path: Path) -> None:
+    # poll_interval: the file is not looked at again
+    async with here_and_elsewhere(tmp_path, poll_interval=60) as (spool, other):
         assert await spool.claim(10, wait=0) == []  # this process's forwarder wants records
         assert await spool.put(records(3)) == [True] * 3
         commits = spool.commits
@@ -459,56 +471,32 @@ async def test_sqlite_hands_a_put_to_a_waiting_claim_leased_in_the_file(tmp_path
         for item in claimed:
             await spool.ack(item)
         assert await spool.depth() == 0
-    finally:
-        await spool.close()
-        await other.close()
 
 
 async def test_sqlite_a_put_nobody_waits_for_is_due_to_any_process(tmp_path: Path) -> None:
-    path = str(tmp_path / "spool.db")
-    spool = SqliteSpool(path, 100, 60)
-    other = SqliteSpool(path, 100, 60)
-    await spool.start()
-    await other.start()
-    try:
+    async with here_and_elsewhere(tmp_path) as (spool, other):
         await spool.put(records(3))  # no claim here yet: not handed over
         assert keys(await other.claim(10, wait=0)) == {"k0", "k1", "k2"}
         assert await spool.claim(10, wait=0) == []
         await asyncio.sleep(HUNGRY_FOR + 0.1)  # no claim here since: not handed over either
         await spool.put(records(1, "b"))
         assert keys(await other.claim(10, wait=0)) == {"b0"}
-    finally:
-        await spool.close()
-        await other.close()
 
 
 async def test_sqlite_a_backlog_in_the_file_moves_while_records_are_handed(
         tmp_path: Path) -> None:
-    path = str(tmp_path / "spool.db")
-    spool = SqliteSpool(path, 100, 60, poll_interval=60)
-    other = SqliteSpool(path, 100, 60)
-    await spool.start()
-    await other.start()
-    try:
+    async with here_and_elsewhere(tmp_path, poll_interval=60) as (spool, other):
         await other.put(records(8, "old"))  # nobody claims there: in the file
         assert keys(await spool.claim(2, wait=0)) == {"old0", "old1"}
         await spool.put(records(2 * FILE_EVERY, "new"))  # handed over
         for _ in range(2, FILE_EVERY):
             assert {key[:3] for key in keys(await spool.claim(2, wait=0))} == {"new"}
         assert {key[:3] for key in keys(await spool.claim(2, wait=0))} == {"new", "old"}
-    finally:
-        await spool.close()
-        await other.close()
 
 
 async def test_sqlite_handed_records_go_back_to_the_file(tmp_path: Path) -> None:
     """On close, and when half their lease has gone by before a claim takes them."""
-    path = str(tmp_path / "spool.db")
-    spool = SqliteSpool(path, 100, 60, lease=0.4)
-    other = SqliteSpool(path, 100, 60)
-    await spool.start()
-    await other.start()
-    try:
+    async with here_and_elsewhere(tmp_path, lease=0.4) as (spool, other):
         assert await spool.claim(10, wait=0) == []
         await spool.put(records(2))
         await asyncio.sleep(0.25)  # past half the lease: not handed out, claimed from the file
@@ -517,12 +505,9 @@ async def test_sqlite_handed_records_go_back_to_the_file(tmp_path: Path) -> None
         assert keys(taken) == {"k0", "k1"}
         for item in taken:
             await spool.ack(item)
-        await spool.put(records(2, "c"))  # that claim wanted more: handed over
+        await spool.put(records(2, "c"))  # a claim was just made here: handed over
         await spool.close()
         assert keys(await other.claim(10, wait=0)) == {"c0", "c1"}  # released on close
-    finally:
-        await spool.close()
-        await other.close()
 
 
 async def test_sqlite_group_commit_batches_concurrent_puts(tmp_path: Path) -> None:
