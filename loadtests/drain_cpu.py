@@ -25,15 +25,11 @@ import urllib.request
 from pathlib import Path
 
 from loadtests import bench_stub
+from loadtests.bench import cpu_seconds
 from loadtests.bench_lua import HEADERS, body_template, fill
 from tests.support import free_port
 
 EDGE = 2000  # events left out at each end
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def fill_spool(tree: str, env: dict[str, str], posts: int) -> None:
