@@ -130,7 +130,7 @@ class Writer:
         self._enqueue(op)
         return op.future
 
-    def put(self, records: Sequence[Record], lease_until: float = 0.0) -> asyncio.Future[list[int]]:
+    def put(self, records: Sequence[Record], lease_until: float) -> asyncio.Future[list[int]]:
         loop = asyncio.get_running_loop()
         op = Put(records, lease_until, loop.create_future(), loop)
         self._enqueue(op)
