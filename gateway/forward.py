@@ -24,6 +24,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from datetime import UTC, datetime
 
 from gateway.connect import Answer, Connect
@@ -41,7 +42,7 @@ TRIP = 10  # retryable failures in a row that mean the upstream is down
 PROBE_CAP = 10.0  # seconds between probes of a down upstream, at most: one request is cheap
 # Answers that say the upstream is overloaded or unreachable: the limiter backs off on them.
 DROPS = frozenset({0, 408, 429, 502, 503, 504})
-# Records claimed ahead: up to AHEAD x the in-flight limit in hand (in flight or queued for a
+# Records claimed ahead: up to AHEAD x the in-flight limit in hand (in flight or ready for a
 # worker), claimed when a quarter of that is free. Workers never wait on a claim, and claims are few
 # and large: each is one transaction of the spool's writer (docs/performance.md).
 AHEAD = 2
@@ -77,12 +78,17 @@ class Forwarder:
     def __init__(self, spool: Spool, connect: Connect, concurrency: int, metrics: Metrics) -> None:
         self._spool = spool
         self._connect = connect
-        self.limiter = Limiter(concurrency, on_round=metrics.observe_limiter)
+        self.limiter = Limiter(concurrency, on_round=self._new_round)
         metrics.observe_limiter(self.limiter)  # the starting limit, before the first round
         self._metrics = metrics
         self._redirected_to: str | None = None  # the Location last logged
-        # The claimer hands records to long-lived workers: no task per record.
-        self._queue: asyncio.Queue[Claimed] = asyncio.Queue()
+        # The claimer hands records to long-lived workers: no task per record. A worker
+        # takes a record only with a free slot of the limiter, and one that ends a request
+        # goes on with the next record itself; it parks only when there is no record or
+        # no slot (`_park`), so a record costs no future of its own on the way.
+        self._ready: deque[Claimed] = deque()
+        self._parked: deque[asyncio.Future[None]] = deque()
+        self._waking = 0  # parked workers woken that have not run yet
         self._workers: list[asyncio.Task[None]] = []
         self._busy = 0  # records handed to the workers and not yet settled
         self._slot_free = asyncio.Event()
@@ -137,8 +143,8 @@ class Forwarder:
                 await asyncio.sleep(CLAIM_WAIT)
                 continue
             self._busy += len(claimed)
-            for item in claimed:
-                self._queue.put_nowait(item)
+            self._ready.extend(claimed)
+            self._unpark()
 
     async def _wait_for_probe(self) -> bool:
         """Sleeps until the next probe may go; True when stopping or woken meanwhile."""
@@ -150,11 +156,12 @@ class Forwarder:
         return True
 
     async def _work(self) -> None:
-        queue = self._queue
+        ready, limiter = self._ready, self.limiter
         while True:
-            # Records are usually waiting: take one without a coroutine of Queue.get's
-            # (the per-record overhead is the forwarder's cost: docs/performance.md).
-            claimed = queue.get_nowait() if queue.qsize() else await queue.get()
+            if not ready or not limiter.try_acquire():
+                await self._park()
+                continue
+            claimed = ready.popleft()
             try:
                 await self._deliver(claimed)
             except Exception:
@@ -166,15 +173,40 @@ class Forwarder:
                 if not self._busy:
                     self._idle.set()
 
+    async def _park(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._parked.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter.done() and not waiter.cancelled():
+                self._waking -= 1
+
+    def _unpark(self) -> None:
+        """Wake as many parked workers as there are records with a free slot for them."""
+        wanted = min(len(self._ready), self.limiter.limit - self.limiter.in_flight)
+        parked = self._parked
+        while self._waking < wanted and parked:
+            waiter = parked.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                self._waking += 1
+
+    def _new_round(self, limiter: Limiter) -> None:
+        """After each round of the limiter: its figures to the metrics, and a grown limit
+        to the workers."""
+        self._metrics.observe_limiter(limiter)
+        self._unpark()
+
     async def _deliver(self, claimed: Claimed) -> None:
+        """Send one record with the slot its worker took, and settle it."""
         kind = claimed.record.kind
+        limiter = self.limiter
         reason = too_old(claimed.record, datetime.now(UTC))
         if reason is not None:
+            limiter.release(None)
             await self._dead(claimed, Answer(0, reason))
             return
-        limiter = self.limiter
-        if not limiter.try_acquire():
-            await limiter.acquire()
         started = time.perf_counter()
         try:
             answer = await self._connect.send(claimed.record)

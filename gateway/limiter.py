@@ -35,10 +35,8 @@ round trips (two seconds at 40 ms), and back as fast after a throttling spell.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 
 INITIAL = 16  # requests in flight before anything is known of the upstream
@@ -54,7 +52,7 @@ BASELINE_EPOCH = 30.0  # seconds: the baseline forgets what it saw one to two ep
 
 
 class Limiter:
-    """A counting gate whose size is the adaptive limit; `acquire` waits for a free slot."""
+    """A counting gate whose size is the adaptive limit."""
 
     def __init__(self, ceiling: int, clock: Callable[[], float] = time.monotonic,
                  initial: int = INITIAL,
@@ -65,7 +63,6 @@ class Limiter:
         self._limit = float(max(1, min(initial, ceiling)))
         self._floor = float(min(MINIMUM, ceiling))
         self.in_flight = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
         now = clock()
         self._round_start = now
         self._round_sum = 0.0
@@ -87,26 +84,13 @@ class Limiter:
         return None if lowest == math.inf else lowest
 
     def try_acquire(self) -> bool:
-        """A slot now if one is free (True), without a coroutine: the forwarder's common case."""
-        if self.in_flight < self.limit and not self._waiters:
+        """A slot if one is free (True). The forwarder's workers park when none is
+        (forward.py), so the limiter keeps no queue of its own."""
+        if self.in_flight < self.limit:
             self.in_flight += 1
             self._saturated |= self.in_flight >= self.limit
             return True
         return False
-
-    async def acquire(self) -> None:
-        if self.try_acquire():
-            return
-        self._saturated = True
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter  # the slot is counted by the releaser that woke it
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():  # woken, then cancelled: hand it on
-                self.in_flight -= 1
-                self._wake()
-            raise
 
     def release(self, rtt: float | None, dropped: bool = False) -> None:
         """One request ended: its round trip (None when there is nothing to learn from it)."""
@@ -119,15 +103,6 @@ class Limiter:
         now = self._clock()
         if now - self._round_start >= max(self.rtt or 0.0, ROUND_MIN):
             self._end_round(now)
-        self._wake()
-
-    def _wake(self) -> None:
-        while self._waiters and self.in_flight < self.limit:
-            waiter = self._waiters.popleft()
-            if waiter.done():  # its task was cancelled while it waited
-                continue
-            self.in_flight += 1
-            waiter.set_result(None)
 
     def _end_round(self, now: float) -> None:
         mean = self._round_sum / self._round_count if self._round_count else None
@@ -137,7 +112,7 @@ class Limiter:
         self._limit = self._next_limit(mean)
         self._round_start = now
         self._round_sum, self._round_count, self._round_drops = 0.0, 0, 0
-        self._saturated = bool(self._waiters) or self.in_flight >= self.limit
+        self._saturated = self.in_flight >= self.limit
         if self._on_round is not None:
             self._on_round(self)
 

@@ -142,6 +142,49 @@ async def test_after_an_outage_the_backlog_drains_at_once() -> None:
     assert drained_in < PROBE_CAP, drained_in
 
 
+class PacedConnect:
+    """A Connect double answering 200 after 5 ms; checks the forwarder's limit on each send."""
+
+    def __init__(self) -> None:
+        self.limiter: Any = None
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.over_the_limit = 0
+        self.delivered = 0
+
+    async def send(self, record: Record) -> Answer:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.over_the_limit += self.in_flight > self.limiter.limit
+        await asyncio.sleep(0.005)
+        self.in_flight -= 1
+        self.delivered += 1
+        return Answer(200, "")
+
+
+async def test_in_flight_follows_the_limit_as_it_grows_and_never_passes_it() -> None:
+    from gateway.forward import Forwarder
+    from gateway.limiter import INITIAL
+    from gateway.metrics import Metrics
+    from gateway.spool.memory import MemorySpool
+
+    spool = MemorySpool(max_records=5000, dedupe_ttl=60)
+    connect = PacedConnect()
+    forwarder = Forwarder(spool, connect, concurrency=64, metrics=Metrics())  # type: ignore[arg-type]
+    connect.limiter = forwarder.limiter
+    await spool.put([Record("track", f"k{i}", b"{}", "") for i in range(3000)])
+    forwarder.start()
+    for _ in range(200):
+        if connect.delivered == 3000:
+            break
+        await asyncio.sleep(0.05)
+    await forwarder.stop()
+    assert connect.delivered == 3000 and await spool.depth() == 0
+    assert connect.over_the_limit == 0
+    # parked workers were woken as the limit grew from its start to the ceiling
+    assert forwarder.limiter.limit == 64 and connect.most_in_flight == 64 > INITIAL
+
+
 def test_forwarder_in_a_process_of_its_own(gateway: Any, http: httpx.Client, upstream: Any,
                                           tmp_path: Any) -> None:
     gw = gateway(IAN_FORWARDER="false")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from gateway.limiter import INITIAL, MINIMUM, ROUND_MIN, Limiter
@@ -19,12 +17,12 @@ class Clock:
         return self.now
 
 
-async def round_trip(limiter: Limiter, clock: Clock, rtt: float, busy: float = 1.0,
-                     drops: int = 0) -> int:
+def round_trip(limiter: Limiter, clock: Clock, rtt: float, busy: float = 1.0,
+               drops: int = 0) -> int:
     """`busy` x the limit acquired at once, answered `rtt` later (`drops` of them dropped)."""
     count = max(1, int(limiter.limit * busy))
     for _ in range(count):
-        await limiter.acquire()
+        assert limiter.try_acquire()
     clock.now += max(rtt, ROUND_MIN) * 1.001  # a hair over: a round is one round trip
     for i in range(count):
         dropped = i < drops
@@ -37,73 +35,66 @@ def make(ceiling: int = 1024) -> tuple[Limiter, Clock]:
     return Limiter(ceiling, clock=clock), clock
 
 
-async def test_grows_while_latency_stays_at_its_minimum_up_to_the_ceiling() -> None:
+def test_grows_while_latency_stays_at_its_minimum_up_to_the_ceiling() -> None:
     limiter, clock = make(ceiling=512)
     assert limiter.limit == INITIAL
-    limits = [await round_trip(limiter, clock, FIELD_RTT) for _ in range(60)]
+    limits = [round_trip(limiter, clock, FIELD_RTT) for _ in range(60)]
     assert limits == sorted(limits)  # never down
     assert limits[20] > 150  # √limit per round: a few hundred within a second at 40 ms
     assert limits[-1] == 512  # the ceiling, IAN_FORWARD_CONCURRENCY
     assert limiter.rtt == pytest.approx(FIELD_RTT) and limiter.baseline == pytest.approx(FIELD_RTT)
 
 
-async def test_does_not_grow_when_the_limit_is_not_reached() -> None:
+def test_does_not_grow_when_the_limit_is_not_reached() -> None:
     limiter, clock = make()
-    limits = {await round_trip(limiter, clock, FIELD_RTT, busy=0.5) for _ in range(20)}
+    limits = {round_trip(limiter, clock, FIELD_RTT, busy=0.5) for _ in range(20)}
     assert limits == {INITIAL}
 
 
-async def test_a_drop_halves_the_limit_once_per_round_down_to_a_floor() -> None:
+def test_a_drop_halves_the_limit_once_per_round_down_to_a_floor() -> None:
     limiter, clock = make()
     for _ in range(30):
-        await round_trip(limiter, clock, FIELD_RTT)
+        round_trip(limiter, clock, FIELD_RTT)
     before = limiter.limit
-    assert await round_trip(limiter, clock, FIELD_RTT, drops=5) == before // 2
+    assert round_trip(limiter, clock, FIELD_RTT, drops=5) == before // 2
     for _ in range(20):
-        await round_trip(limiter, clock, FIELD_RTT, drops=limiter.limit)
+        round_trip(limiter, clock, FIELD_RTT, drops=limiter.limit)
     assert limiter.limit == MINIMUM
 
 
-async def test_rising_latency_stops_growth_then_takes_a_tenth_off_each_round() -> None:
+def test_rising_latency_stops_growth_then_takes_a_tenth_off_each_round() -> None:
     limiter, clock = make()
     for _ in range(30):
-        await round_trip(limiter, clock, FIELD_RTT)
+        round_trip(limiter, clock, FIELD_RTT)
     before = limiter.limit
-    assert await round_trip(limiter, clock, 0.065) > before  # within 1.5 x + 10 ms: grows
-    held = [await round_trip(limiter, clock, 0.1) for _ in range(4)]
+    assert round_trip(limiter, clock, 0.065) > before  # within 1.5 x + 10 ms: grows
+    held = [round_trip(limiter, clock, 0.1) for _ in range(4)]
     assert len(set(held[1:])) == 1  # 2.5 x: holds (the first round still had 65 ms)
-    slow = [await round_trip(limiter, clock, 0.12) for _ in range(3)]
+    slow = [round_trip(limiter, clock, 0.12) for _ in range(3)]
     # the round that ends at the first slow answer still has the previous ones' mean
     assert slow[0] == held[-1] and slow[2] < slow[1] < slow[0]
     assert slow[2] >= int(slow[0] * 0.81) - 1  # a tenth off per round, not more
 
 
-async def test_recovers_after_a_throttling_spell() -> None:
+def test_recovers_after_a_throttling_spell() -> None:
     limiter, clock = make(ceiling=512)
     for _ in range(60):
-        await round_trip(limiter, clock, FIELD_RTT)
+        round_trip(limiter, clock, FIELD_RTT)
     assert limiter.limit == 512
     for _ in range(10):  # the upstream answers 429 for a while
-        await round_trip(limiter, clock, FIELD_RTT, drops=1)
+        round_trip(limiter, clock, FIELD_RTT, drops=1)
     assert limiter.limit == MINIMUM
-    recovered = [await round_trip(limiter, clock, FIELD_RTT) for _ in range(60)]
+    recovered = [round_trip(limiter, clock, FIELD_RTT) for _ in range(60)]
     assert recovered[-1] == 512
     assert recovered.index(512) < 55  # within about two seconds of 40 ms rounds
 
 
-async def test_acquire_waits_for_a_slot_and_skips_cancelled_waiters() -> None:
+def test_a_slot_is_taken_only_while_one_is_free() -> None:
     limiter = Limiter(2, clock=Clock())
-    await limiter.acquire()
-    await limiter.acquire()
-    cancelled = asyncio.create_task(limiter.acquire())
-    waiting = asyncio.create_task(limiter.acquire())
-    await asyncio.sleep(0)
-    assert not waiting.done() and limiter.in_flight == 2
-    cancelled.cancel()
-    await asyncio.sleep(0)
+    assert limiter.try_acquire() and limiter.try_acquire()
+    assert not limiter.try_acquire() and limiter.in_flight == 2
     limiter.release(0.01)
-    await asyncio.wait_for(waiting, 1.0)
-    assert limiter.in_flight == 2  # the released slot went to the live waiter
+    assert limiter.try_acquire() and limiter.in_flight == 2
 
 
 def test_the_floor_is_never_above_the_ceiling() -> None:
@@ -111,13 +102,3 @@ def test_the_floor_is_never_above_the_ceiling() -> None:
     assert Limiter(2, initial=64).limit == 2
 
 
-async def test_a_waiter_cancelled_after_it_was_woken_hands_its_slot_on() -> None:
-    limiter = Limiter(1, clock=Clock())
-    await limiter.acquire()
-    woken = asyncio.create_task(limiter.acquire())
-    queued = asyncio.create_task(limiter.acquire())
-    await asyncio.sleep(0)
-    limiter.release(0.01)  # the slot goes to `woken`, which has not run yet...
-    woken.cancel()  # ...and is stopped before it does
-    await asyncio.wait_for(queued, 1.0)
-    assert woken.cancelled() and limiter.in_flight == 1
