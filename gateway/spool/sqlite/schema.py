@@ -29,8 +29,9 @@ SCHEMA: Final = (
         lease_owner TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS records_due ON records (due_at)",
-    """CREATE INDEX IF NOT EXISTS records_lease ON records (lease_owner)
-       WHERE lease_owner IS NOT NULL""",
+    # Earlier versions indexed the leases too: an index write per claimed or handed record,
+    # for a lookup made once, on close (tables.RELEASE_LEASES finds them by `due_at`).
+    "DROP INDEX IF EXISTS records_lease",
     # Dedupe keys, appended as they are first seen (keylog.py). AUTOINCREMENT: an id is never
     # used twice, even once every row is purged, so "rows after the last one learned" misses none.
     """CREATE TABLE IF NOT EXISTS key_log (

@@ -40,7 +40,10 @@ BURY: Final = """
     FROM records WHERE id = ? AND lease_owner = ?"""
 # Waiting retries (not leased ones) due now: the upstream is back.
 EXPEDITE: Final = "UPDATE records SET due_at = ? WHERE lease_owner IS NULL AND due_at > ?"
-RELEASE_LEASES: Final = "UPDATE records SET due_at = ?, lease_owner = NULL WHERE lease_owner = ?"
+# A live lease ends in the future: records_due finds it among the records due later (leases
+# and retries in backoff), so handing leases back on close reads no more than those.
+RELEASE_LEASES: Final = """
+    UPDATE records SET due_at = ?, lease_owner = NULL WHERE due_at > ? AND lease_owner = ?"""
 OLDEST: Final = "SELECT enqueued_at FROM records ORDER BY id LIMIT 1"
 DEAD_LETTERS: Final = """
     SELECT id, kind, key, body, user_agent, status, answer, attempts, failed_at
@@ -140,7 +143,8 @@ def bury(conn: sqlite3.Connection, owner: str, record_id: int, status: int, answ
 
 
 def release_leases(conn: sqlite3.Connection, owner: str) -> None:
-    conn.execute(RELEASE_LEASES, (time.time(), owner))
+    now = time.time()
+    conn.execute(RELEASE_LEASES, (now, now, owner))
 
 
 def expedite(conn: sqlite3.Connection) -> int:
