@@ -361,7 +361,9 @@ from gateway.spool.sqlite import SqliteSpool
 async def main(path):
     spool = SqliteSpool(path, 1000, 60, lease=0.5)
     await spool.start()
-    stored = await spool.put([Record("track", f"k{i}", b"{}", "UA") for i in range(50)])
+    # Two puts: a claim leases a put's row whole, so the ten claimed are the first put.
+    stored = await spool.put([Record("track", f"k{i}", b"{}", "UA") for i in range(10)])
+    stored += await spool.put([Record("track", f"k{i}", b"{}", "UA") for i in range(10, 50)])
     claimed = await spool.claim(10, wait=0)
     print(sum(stored), len(claimed), flush=True)
     os.kill(os.getpid(), signal.SIGKILL)  # dies holding ten leases, never closed
@@ -486,7 +488,8 @@ async def test_sqlite_a_put_nobody_waits_for_is_due_to_any_process(tmp_path: Pat
 async def test_sqlite_a_backlog_in_the_file_moves_while_records_are_handed(
         tmp_path: Path) -> None:
     async with here_and_elsewhere(tmp_path, poll_interval=60) as (spool, other):
-        await other.put(records(8, "old"))  # nobody claims there: in the file
+        for old in records(8, "old"):  # nobody claims there: in the file, a put (row) each
+            await other.put([old])
         assert keys(await spool.claim(2, wait=0)) == {"old0", "old1"}
         await spool.put(records(2 * FILE_EVERY, "new"))  # handed over
         for _ in range(2, FILE_EVERY):
@@ -559,7 +562,7 @@ async def test_sqlite_a_failed_transaction_remembers_none_of_its_keys(tmp_path: 
     await spool.start()
     with sqlite3.connect(path) as conn:  # fails the insert of records, after the keys' log
         conn.execute(
-            "CREATE TRIGGER boom BEFORE INSERT ON records WHEN NEW.key = 'k1'"
+            "CREATE TRIGGER boom BEFORE INSERT ON puts WHEN NEW.records LIKE '%\"k1\"%'"
             " BEGIN SELECT RAISE(ABORT, 'boom'); END"
         )
     try:
@@ -655,6 +658,12 @@ def test_known_keys_each_until_its_own_expiry() -> None:
     assert len(known) == 0
 
 
+# Records not settled, counted in the rows of the puts (schema.py).
+WAITING_RECORDS = """
+    SELECT count(*) FROM puts, json_each(puts.records) AS record
+    WHERE substr(puts.settled, record.key + 1, 1) = x'00'"""
+
+
 async def test_sqlite_depth_stays_exact_through_every_call(tmp_path: Path) -> None:
     """The writer keeps the count: after each call it equals count(*) of the records."""
     path = tmp_path / "spool.db"
@@ -678,7 +687,7 @@ async def test_sqlite_depth_stays_exact_through_every_call(tmp_path: Path) -> No
     async def exact() -> int:
         depth = await spool.depth()  # after this process's acks are committed
         with sqlite3.connect(path) as conn:
-            (actual,) = conn.execute("SELECT count(*) FROM records").fetchone()
+            (actual,) = conn.execute(WAITING_RECORDS).fetchone()
         assert depth == actual
         return depth
 
@@ -789,3 +798,61 @@ async def test_redis_entries_of_a_closed_instance_are_claimable_at_once(
     assert len(await leaving.claim(10, wait=0)) == 2
     await leaving.close()
     assert keys(await staying.claim(10, wait=1)) == {"k0", "k1"}
+
+
+async def test_sqlite_a_put_is_one_row_settled_record_by_record(tmp_path: Path) -> None:
+    """A beacon's records share a row: each is acked, retried or dead on its own, a lease that
+    ends sends again only the ones not settled, and the row goes with the last of them."""
+    async with here_and_elsewhere(tmp_path, lease=0.3) as (spool, other):
+        await spool.put(records(4))
+        first, second, third, fourth = await spool.claim(10, wait=0)
+        await spool.ack(first)
+        await spool.dead(second, 400, "bad")
+        await spool.retry(third, delay=60)
+        assert await spool.depth() == 2  # the retry waits in a row of its own; the fourth
+        # This process stops answering: the fourth comes back when the lease ends, alone.
+        (again,) = await other.claim(10, wait=2)
+        assert again.record == fourth.record
+        assert [letter.record.key for letter in await other.dead_letters()] == ["k1"]
+        with sqlite3.connect(tmp_path / "spool.db") as conn:
+            rows = conn.execute("SELECT attempts, records FROM puts ORDER BY id").fetchall()
+        assert [(attempts, [r[1] for r in json.loads(meta)]) for attempts, meta in rows] == [
+            (0, ["k0", "k1", "k2", "k3"]), (1, ["k2"])]
+        await other.ack(again)
+        await spool.ack(fourth)  # late, from the first owner: the upstream has it all the same
+        assert await spool.depth() == 1
+        with sqlite3.connect(tmp_path / "spool.db") as conn:
+            assert conn.execute("SELECT count(*) FROM puts").fetchone() == (1,)
+
+
+async def test_sqlite_records_of_an_earlier_version_are_moved_to_puts(tmp_path: Path) -> None:
+    """A file with a row per record (up to 0.x): each becomes a put of one, nothing lost."""
+    path = tmp_path / "spool.db"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE records (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " kind TEXT NOT NULL, key TEXT NOT NULL, body BLOB NOT NULL,"
+            " user_agent TEXT NOT NULL,"
+            " attempts INTEGER NOT NULL DEFAULT 0, enqueued_at REAL NOT NULL,"
+            " due_at REAL NOT NULL, lease_owner TEXT)"
+        )
+        old.execute("CREATE TABLE counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+        old.execute("INSERT INTO counts VALUES ('records', 2)")
+        old.executemany(
+            "INSERT INTO records (kind, key, body, user_agent, attempts, enqueued_at, due_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [("track", "e1", b'{"event_id":"e1","x":"\\u00e9"}', "UA/1", 2, 1.0, 1.0),
+             ("order_log", "o1@t", b'{"order_id":"o1"}', "", 0, 2.0, 2.0)])
+    spool = SqliteSpool(str(path), 100, 60.0)
+    await spool.start()
+    try:
+        assert await spool.depth() == 2
+        claimed = await spool.claim(10, wait=0)
+        assert [(c.record, c.attempts) for c in claimed] == [
+            (Record("track", "e1", b'{"event_id":"e1","x":"\\u00e9"}', "UA/1"), 2),
+            (Record("order_log", "o1@t", b'{"order_id":"o1"}', ""), 0)]
+        for item in claimed:
+            await spool.ack(item)
+        assert await spool.depth() == 0
+    finally:
+        await spool.close()

@@ -140,7 +140,10 @@ def drain(http: httpx.Client, gateway: Process, timeout: float) -> float:
 def spooled_keys(path: Path) -> set[str]:
     """event_ids waiting in a stopped gateway's SQLite spool (records not yet acked)."""
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-        return {key for (key,) in conn.execute("SELECT key FROM records WHERE kind = 'track'")}
+        return {key for (key,) in conn.execute(
+            "SELECT record.value ->> 1 FROM puts, json_each(puts.records) AS record"
+            " WHERE record.value ->> 0 = 'track'"
+            " AND substr(puts.settled, record.key + 1, 1) = x'00'")}
 
 
 # -- what arrived against what was answered -----------------------------------

@@ -15,23 +15,27 @@ from typing import Final
 
 from gateway.settings import ConfigError
 
+# A row is one put's records (a beacon's events), so a beacon costs the file one insert and
+# one delete, not one per event. `records`: [[kind, key, user_agent, body length], ...] and
+# `bodies` the bodies one after another; `settled`, one byte per record, 1 once it is acked,
+# moved to a row of its own for a retry, or dead. The row goes when all are. `settled` comes
+# before the long columns: marking a record rewrites the row's first page, not its bodies.
 # `due_at`: when a waiting row is due, or when a leased row's lease ends.
 SCHEMA: Final = (
-    """CREATE TABLE IF NOT EXISTS records (
+    """CREATE TABLE IF NOT EXISTS puts (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
-        kind TEXT NOT NULL,
-        key TEXT NOT NULL,
-        body BLOB NOT NULL,
-        user_agent TEXT NOT NULL,
+        settled BLOB NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0,
         enqueued_at REAL NOT NULL,
         due_at REAL NOT NULL,
-        lease_owner TEXT
+        lease_owner TEXT,
+        records TEXT NOT NULL,
+        bodies BLOB NOT NULL
     )""",
-    "CREATE INDEX IF NOT EXISTS records_due ON records (due_at)",
-    # Earlier versions indexed the leases too: an index write per claimed or handed record,
-    # for a lookup made once, on close (tables.RELEASE_LEASES finds them by `due_at`).
-    "DROP INDEX IF EXISTS records_lease",
+    "CREATE INDEX IF NOT EXISTS puts_due ON puts (due_at)",
+    # A retried record moves to a put of its own, later in `id` order: the oldest waiting
+    # record is found by its time (tables.OLDEST), one index entry per put.
+    "CREATE INDEX IF NOT EXISTS puts_enqueued ON puts (enqueued_at)",
     # Dedupe keys, appended as they are first seen (keylog.py). AUTOINCREMENT: an id is never
     # used twice, even once every row is purged, so "rows after the last one learned" misses none.
     """CREATE TABLE IF NOT EXISTS key_log (
@@ -61,10 +65,22 @@ SCHEMA: Final = (
     # count(*) walks a whole index and the capacity check runs on every put, so the writer
     # keeps the count: one update per statement that adds or deletes records (tables.count).
     "CREATE TABLE IF NOT EXISTS counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID",
-    "INSERT OR IGNORE INTO counts VALUES ('records', (SELECT count(*) FROM records))",
+    # For a new file; a file of an earlier version has it, kept through the move to `puts`.
+    "INSERT OR IGNORE INTO counts VALUES ('records', 0)",
     # Earlier versions kept it with a trigger per row (a third of an ack's cost): gone.
     "DROP TRIGGER IF EXISTS records_counted_in",
     "DROP TRIGGER IF EXISTS records_counted_out",
+)
+
+# Earlier versions kept a row per record in `records`: each becomes a put of one.
+IS_OLD_TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'records'"
+MOVE_OLD_RECORDS: Final = (
+    """INSERT INTO puts (settled, attempts, enqueued_at, due_at, lease_owner, records, bodies)
+    SELECT x'00', attempts, enqueued_at, due_at, lease_owner,
+           json_array(json_array(kind, key, user_agent, length(body))), body
+    FROM records ORDER BY id""",
+    "INSERT OR REPLACE INTO counts VALUES ('records', (SELECT count(*) FROM records))",
+    "DROP TABLE records",
 )
 
 WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024  # the WAL is truncated back to this after a checkpoint
@@ -94,6 +110,9 @@ def open_writer(path: str, synchronous: str, busy_timeout: float) -> sqlite3.Con
     try:
         for statement in SCHEMA:
             conn.execute(statement)
+        if conn.execute(IS_OLD_TABLE).fetchone():
+            for statement in MOVE_OLD_RECORDS:
+                conn.execute(statement)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

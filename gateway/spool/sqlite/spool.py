@@ -6,7 +6,8 @@ connection of its own (a WAL reader does not wait for the writer), decides dedup
 key log (keylog.py) and sees other processes' puts and expired leases by polling, cheaply.
 While this process's forwarder is claiming, a put stores its records already leased to it
 and hands them over in memory: they are not read back out of the file, and the file sees
-one write less per record (docs/performance.md, "The spool").
+one write less per put (docs/performance.md, "The spool"). A put's records are one row of the
+file (tables.py), so a beacon of twenty events costs the file one insert and one delete.
 A put is refused (SpoolFull) before it writes anything when the disk is nearly full, the
 spool is at `max_records`, or the file stays locked past `busy_timeout`: intake answers 503.
 """
@@ -191,11 +192,12 @@ class SqliteSpool:
             # Locked past busy_timeout, disk I/O: intake answers 503, never 500.
             raise SpoolFull() from exc
         if lease_until:
-            self._handed.extend((lease_until, Claimed(str(row_id), record, 0))
-                                for row_id, record in zip(ids, records, strict=True) if row_id)
+            self._handed.extend((lease_until, Claimed(record_id, record, 0))
+                                for record_id, record in zip(ids, records, strict=True)
+                                if record_id)
         if any(ids):
             self._wakeup.set()
-        return [row_id > 0 for row_id in ids]
+        return [record_id != "" for record_id in ids]
 
     def _hand_over_until(self) -> float:
         """When a put's records' lease ends if they are to be handed over, else 0: while this
@@ -229,9 +231,7 @@ class SqliteSpool:
                 return handed
             self._next_look = time.monotonic() + self._poll
             if (look or await self._read(tables.any_due)) and not self._closed:
-                claimed = await self._write(functools.partial(
-                    tables.lease, owner=self._owner, seconds=self._lease,
-                    limit=limit - len(handed)))
+                claimed = await self._from_file(limit - len(handed))
                 if claimed or handed:
                     return handed + claimed
             elif handed:
@@ -242,6 +242,15 @@ class SqliteSpool:
             # Other processes' puts and expired leases are seen by polling, cheaply (a read).
             look = await self._sleep(min(remaining, self._poll))
         return []
+
+    async def _from_file(self, limit: int) -> list[Claimed]:
+        """Up to `limit` due records leased from the file. A row is leased whole: its records
+        past the limit are kept in hand for the next claims, leased as handed-over ones are."""
+        lease_until = time.time() + self._lease
+        claimed = await self._write(functools.partial(
+            tables.lease, owner=self._owner, seconds=self._lease, limit=limit))
+        self._handed.extendleft((lease_until, extra) for extra in reversed(claimed[limit:]))
+        return claimed[:limit]
 
     def _take_handed(self, limit: int) -> list[Claimed]:
         """Up to `limit` records handed over by puts. One whose lease is half gone is left
@@ -266,18 +275,16 @@ class SqliteSpool:
     async def ack(self, claimed: Claimed) -> None:
         # Nobody waits for an ack: until its commit the lease hides the record, and a crash
         # before it sends the record again when the lease ends, as a crash before any ack would.
-        self._usable().ack(int(claimed.id))
+        self._usable().ack(claimed.id)
         self._unread_acks = True
 
     async def retry(self, claimed: Claimed, delay: float) -> None:
-        record_id = int(claimed.id)
-        await self._write(lambda conn: tables.postpone(conn, self._owner, record_id, delay))
+        await self._write(lambda conn: tables.postpone(conn, self._owner, claimed, delay))
         if delay <= 0:
             self._wakeup.set()
 
     async def dead(self, claimed: Claimed, status: int, answer: str) -> None:
-        record_id = int(claimed.id)
-        await self._write(lambda conn: tables.bury(conn, self._owner, record_id, status, answer))
+        await self._write(lambda conn: tables.bury(conn, self._owner, claimed, status, answer))
 
     async def expedite(self) -> int:
         return await self._write(tables.expedite)

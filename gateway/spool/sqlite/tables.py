@@ -1,18 +1,20 @@
-"""What each spool call does to the SQLite spool's records and dead letters, as statements.
+"""What each spool call does to the SQLite spool's puts and dead letters, as statements.
 
-The writes run on the writer thread inside its batch's transaction (writer.py); the reads on
-the spool's reading connection. A claimed row is leased to one process (lease owner + lease
-end, kept in `due_at`): a row is due when `due_at <= now`, so a live lease hides it and an
-expired one (a dead worker) makes it claimable again. A retry or dead-letter settles a row only
-while its lease is the caller's own: if it ran out and another worker holds it, theirs to settle.
+A row of `puts` holds the records of one put (schema.py), and a record's id is
+`<row id>.<index in the row>`. The writes run on the writer thread inside its batch's
+transaction (writer.py); the reads on the spool's reading connection. A claimed row is leased
+to one process (lease owner + lease end, kept in `due_at`): a row is due when `due_at <= now`,
+so a live lease hides it and an expired one (a dead worker) makes it claimable again. An ack
+marks its record settled whoever holds the lease (the upstream has it); a retry or dead letter
+settles a record only while its row's lease is the caller's own: if it ran out and another
+worker holds it, theirs to settle. A row is deleted once every record in it is settled.
 """
 
 from __future__ import annotations
 
-import functools
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 import orjson
@@ -22,52 +24,68 @@ from gateway.spool.sqlite.keylog import KeyLog
 
 COUNT_RECORDS: Final = "SELECT n FROM counts WHERE name = 'records'"
 ADD_TO_COUNT: Final = "UPDATE counts SET n = n + ? WHERE name = 'records'"
-INSERT_RECORDS: Final = """
-    INSERT INTO records (kind, key, body, user_agent, attempts, enqueued_at, due_at, lease_owner)
-    VALUES {values} RETURNING id, key"""
+INSERT_PUT: Final = """
+    INSERT INTO puts (settled, attempts, enqueued_at, due_at, lease_owner, records, bodies)
+    VALUES (?, ?, ?, ?, ?, ?, ?)"""
+DUE_PUTS: Final = """
+    SELECT id, length(settled) FROM puts WHERE due_at <= ? ORDER BY due_at, id LIMIT ?"""
 CLAIM: Final = """
-    UPDATE records SET lease_owner = ?, due_at = ?
-    WHERE id IN (SELECT id FROM records WHERE due_at <= ? ORDER BY due_at, id LIMIT ?)
-    RETURNING id, kind, key, body, user_agent, attempts"""
-ANY_DUE: Final = "SELECT 1 FROM records WHERE due_at <= ? LIMIT 1"
-ACK_MANY: Final = "DELETE FROM records WHERE id IN (SELECT value FROM json_each(?))"
-RETRY: Final = """
-    UPDATE records SET due_at = ?, attempts = attempts + 1, lease_owner = NULL
-    WHERE id = ? AND lease_owner = ?"""
+    UPDATE puts SET lease_owner = ?, due_at = ? WHERE id IN (SELECT value FROM json_each(?))
+    RETURNING id, settled, attempts, records, bodies"""
+ANY_DUE: Final = "SELECT 1 FROM puts WHERE due_at <= ? LIMIT 1"
+SETTLED: Final = "SELECT id, settled FROM puts WHERE id IN (SELECT value FROM json_each(?))"
+MARK: Final = "UPDATE puts SET settled = ? WHERE id = ?"
+DELETE_PUTS: Final = "DELETE FROM puts WHERE id IN (SELECT value FROM json_each(?))"
+LEASED: Final = "SELECT settled, enqueued_at FROM puts WHERE id = ? AND lease_owner = ?"
 BURY: Final = """
-    INSERT INTO dead_letters (id, kind, key, body, user_agent, status, answer, attempts, failed_at)
-    SELECT id, kind, key, body, user_agent, ?, ?, attempts + 1, ?
-    FROM records WHERE id = ? AND lease_owner = ?"""
+    INSERT INTO dead_letters (kind, key, body, user_agent, status, answer, attempts, failed_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
 # Waiting retries (not leased ones) due now: the upstream is back.
-EXPEDITE: Final = "UPDATE records SET due_at = ? WHERE lease_owner IS NULL AND due_at > ?"
-# A live lease ends in the future: records_due finds it among the records due later (leases
-# and retries in backoff), so handing leases back on close reads no more than those.
+EXPEDITE: Final = "UPDATE puts SET due_at = ? WHERE lease_owner IS NULL AND due_at > ?"
+# A live lease ends in the future: puts_due finds it among the rows due later (leases and
+# retries in backoff), so handing leases back on close reads no more than those.
 RELEASE_LEASES: Final = """
-    UPDATE records SET due_at = ?, lease_owner = NULL WHERE due_at > ? AND lease_owner = ?"""
-OLDEST: Final = "SELECT enqueued_at FROM records ORDER BY id LIMIT 1"
+    UPDATE puts SET due_at = ?, lease_owner = NULL WHERE due_at > ? AND lease_owner = ?"""
+OLDEST: Final = "SELECT min(enqueued_at) FROM puts"
 DEAD_LETTERS: Final = """
     SELECT id, kind, key, body, user_agent, status, answer, attempts, failed_at
     FROM dead_letters ORDER BY failed_at, id LIMIT ?"""
-REPLAY_ALL: Final = """
-    INSERT INTO records (kind, key, body, user_agent, attempts, enqueued_at, due_at)
-    SELECT kind, key, body, user_agent, 0, ?, ? FROM dead_letters ORDER BY id"""
-REPLAY_ONE: Final = """
-    INSERT INTO records (kind, key, body, user_agent, attempts, enqueued_at, due_at)
-    SELECT kind, key, body, user_agent, 0, ?, ? FROM dead_letters WHERE id = ?"""
+REPLAY: Final = """
+    INSERT INTO puts (settled, attempts, enqueued_at, due_at, records, bodies)
+    SELECT x'00', 0, ?, ?, json_array(json_array(kind, key, user_agent, length(body))), body
+    FROM dead_letters"""
+REPLAY_ALL: Final = REPLAY + " ORDER BY id"
+REPLAY_ONE: Final = REPLAY + " WHERE id = ?"
 PURGE_ALL: Final = "DELETE FROM dead_letters"
 PURGE_ONE: Final = "DELETE FROM dead_letters WHERE id = ?"
 
-RECORDS_PER_STATEMENT: Final = 100  # 7 variables each, far below SQLITE_MAX_VARIABLE_NUMBER
-ACKS_PER_STATEMENT: Final = 1000  # ids in one JSON array parameter
+IDS_PER_STATEMENT: Final = 1000  # row ids in one JSON array parameter
 
 
-@functools.lru_cache(maxsize=32)
-def _insert_records(count: int) -> str:
-    return INSERT_RECORDS.format(values=", ".join(["(?, ?, ?, ?, 0, ?, ?, ?)"] * count))
+def _row(records: Sequence[Record], attempts: int, enqueued_at: float, due_at: float,
+         owner: str | None) -> tuple[Any, ...]:
+    """INSERT_PUT's parameters for a put of `records`, none settled."""
+    meta = orjson.dumps([(r.kind, r.key, r.user_agent, len(r.body)) for r in records])
+    return (bytes(len(records)), attempts, enqueued_at, due_at, owner, meta.decode(),
+            b"".join(r.body for r in records))
 
 
-def _record(row: Sequence[Any]) -> Record:
-    return Record(kind=row[0], key=row[1], body=bytes(row[2]), user_agent=row[3])
+def _unpack(row: Sequence[Any]) -> list[Claimed]:
+    """A claimed row's records not yet settled."""
+    put_id, settled, attempts, meta, bodies = row
+    claimed, start = [], 0
+    for index, (kind, key, user_agent, size) in enumerate(orjson.loads(meta)):
+        if not settled[index]:
+            record = Record(kind, key, bytes(bodies[start:start + size]), user_agent)
+            claimed.append(Claimed(f"{put_id}.{index}", record, int(attempts)))
+        start += size
+    return claimed
+
+
+def _address(record_id: str) -> tuple[int, int]:
+    """A record id's row id and index in the row."""
+    put_id, _, index = record_id.partition(".")
+    return int(put_id), int(index)
 
 
 def _int_ids(ids: Sequence[str]) -> list[int]:
@@ -75,9 +93,14 @@ def _int_ids(ids: Sequence[str]) -> list[int]:
 
 
 def _count(conn: sqlite3.Connection, added: int) -> None:
-    """Records added (or, negative, deleted) by a statement of this transaction."""
+    """Records added (or, negative, settled) by a statement of this transaction."""
     if added:
         conn.execute(ADD_TO_COUNT, (added,))
+
+
+def _chunks(ids: list[int]) -> Iterable[bytes]:
+    for start in range(0, len(ids), IDS_PER_STATEMENT):
+        yield orjson.dumps(ids[start:start + IDS_PER_STATEMENT])
 
 
 # -- writes, inside the writer's transaction -----------------------------------
@@ -85,61 +108,115 @@ def _count(conn: sqlite3.Connection, added: int) -> None:
 
 def store(conn: sqlite3.Connection, calls: list[Sequence[Record]], leases: list[float],
           keys: KeyLog, owner: str, max_records: int, dedupe_ttl: float
-          ) -> list[list[int] | BaseException]:
-    """The puts of a batch together: one multi-row insert of their new keys, one of their
-    records (per-statement overhead, not fsync, is what a put costs once commits are shared).
-    A put with a lease end (not 0) stores its records leased to `owner` until then.
-    Each call's answer, per record its new row id or 0 for a duplicate, or SpoolFull for a
-    call that does not fit (it writes nothing)."""
+          ) -> list[list[str] | BaseException]:
+    """The puts of a batch together: one insert of their new keys, and a row per put of its
+    new records (per-statement overhead, not fsync, is what a put costs once commits are
+    shared). A put with a lease end (not 0) stores its records leased to `owner` until then.
+    Each call's answer, per record its id or "" for a duplicate, or SpoolFull for a call that
+    does not fit (it writes nothing)."""
     fits = admit(calls, max_records - depth(conn))
     now = time.time()
-    taken = [(record, lease) for records, lease, fit in zip(calls, leases, fits, strict=True)
-             if fit for record in records]
-    new = keys.new(conn, [(r.key, now + remember_for(r.kind, dedupe_ttl)) for r, _ in taken], now)
-    rows: list[tuple[Any, ...]] = []
-    for record, lease in taken:
-        if record.key in new:
-            new.discard(record.key)  # a repeat later in the batch is a duplicate
-            rows.append((record.kind, record.key, record.body, record.user_agent, now,
-                         lease or now, owner if lease else None))
-    ids = _insert(conn, rows)
-    # a key's id goes to its first record; a repeat finds it gone: 0, a duplicate
-    return per_call(calls, fits, (ids.pop(record.key, 0) for record, _ in taken))
+    taken = [(records, lease) for records, lease, fit in zip(calls, leases, fits, strict=True)
+             if fit]
+    new = keys.new(conn, [(r.key, now + remember_for(r.kind, dedupe_ttl))
+                          for records, _ in taken for r in records], now)
+    ids: list[str] = []
+    stored = 0
+    for records, lease in taken:
+        fresh: list[Record] = []
+        places: list[int] = []  # each record's index in the row, -1 for a duplicate
+        for record in records:
+            if record.key in new:
+                new.discard(record.key)  # a repeat later in the batch is a duplicate
+                places.append(len(fresh))
+                fresh.append(record)
+            else:
+                places.append(-1)
+        put_id = 0
+        if fresh:
+            put_id = conn.execute(
+                INSERT_PUT, _row(fresh, 0, now, lease or now, owner if lease else None)
+            ).lastrowid or 0
+            stored += len(fresh)
+        ids.extend(f"{put_id}.{place}" if place >= 0 else "" for place in places)
+    _count(conn, stored)
+    return per_call(calls, fits, ids)
 
 
-def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> dict[str, int]:
-    """The rows' new ids by key (RETURNING's order is not the rows' order: sqlite.org)."""
-    ids: dict[str, int] = {}
-    for start in range(0, len(rows), RECORDS_PER_STATEMENT):
-        chunk = rows[start:start + RECORDS_PER_STATEMENT]
-        ids.update((key, row_id) for row_id, key in conn.execute(
-            _insert_records(len(chunk)), [value for row in chunk for value in row]))
-    _count(conn, len(rows))
-    return ids
-
-
-def delete(conn: sqlite3.Connection, ids: list[int]) -> None:
-    deleted = 0
-    for start in range(0, len(ids), ACKS_PER_STATEMENT):
-        chunk = orjson.dumps(ids[start:start + ACKS_PER_STATEMENT])
-        deleted += conn.execute(ACK_MANY, (chunk,)).rowcount
-    _count(conn, -deleted)
+def settle(conn: sqlite3.Connection, record_ids: list[str]) -> None:
+    """These records are done (acked): marked settled, and their rows deleted once every
+    record in them is."""
+    by_row: dict[int, list[int]] = {}
+    for record_id in record_ids:
+        put_id, index = _address(record_id)
+        by_row.setdefault(put_id, []).append(index)
+    marked: list[tuple[bytes, int]] = []
+    gone: list[int] = []
+    settled_now = 0
+    for chunk in _chunks(list(by_row)):
+        for put_id, settled in conn.execute(SETTLED, (chunk,)).fetchall():
+            flags = bytearray(settled)
+            for index in by_row[put_id]:
+                if index < len(flags) and not flags[index]:
+                    flags[index] = 1
+                    settled_now += 1
+            if all(flags):
+                gone.append(put_id)
+            else:
+                marked.append((bytes(flags), put_id))
+    if marked:
+        conn.executemany(MARK, marked)
+    for chunk in _chunks(gone):
+        conn.execute(DELETE_PUTS, (chunk,))
+    _count(conn, -settled_now)
 
 
 def lease(conn: sqlite3.Connection, owner: str, seconds: float, limit: int) -> list[Claimed]:
+    """The due rows, oldest first, whose records make up to `limit` (at least one row)."""
     now = time.time()
-    rows = conn.execute(CLAIM, (owner, now + seconds, now, limit)).fetchall()
+    picked: list[int] = []
+    size = 0
+    for put_id, records in conn.execute(DUE_PUTS, (now, limit)).fetchall():
+        if picked and size + records > limit:
+            break
+        picked.append(put_id)
+        size += records
+    if not picked:
+        return []
+    rows = conn.execute(CLAIM, (owner, now + seconds, orjson.dumps(picked))).fetchall()
     rows.sort(key=lambda row: int(row[0]))
-    return [Claimed(str(row[0]), _record(row[1:5]), int(row[5])) for row in rows]
+    return [claimed for row in rows for claimed in _unpack(row)]
 
 
-def postpone(conn: sqlite3.Connection, owner: str, record_id: int, delay: float) -> None:
-    conn.execute(RETRY, (time.time() + delay, record_id, owner))
+def _leased(conn: sqlite3.Connection, owner: str, claimed: Claimed) -> float | None:
+    """When the claimed record was put, if its row is still leased to `owner` and the record
+    not settled; else None (not ours to settle)."""
+    put_id, index = _address(claimed.id)
+    row = conn.execute(LEASED, (put_id, owner)).fetchone()
+    if row is None or index >= len(row[0]) or row[0][index]:
+        return None
+    return float(row[1])
 
 
-def bury(conn: sqlite3.Connection, owner: str, record_id: int, status: int, answer: str) -> None:
-    if conn.execute(BURY, (status, answer, time.time(), record_id, owner)).rowcount:
-        delete(conn, [record_id])
+def postpone(conn: sqlite3.Connection, owner: str, claimed: Claimed, delay: float) -> None:
+    """The record moves to a row of its own, due after `delay`, attempts + 1."""
+    enqueued_at = _leased(conn, owner, claimed)
+    if enqueued_at is None:
+        return
+    conn.execute(INSERT_PUT, _row([claimed.record], claimed.attempts + 1, enqueued_at,
+                                  time.time() + delay, None))
+    _count(conn, 1)
+    settle(conn, [claimed.id])
+
+
+def bury(conn: sqlite3.Connection, owner: str, claimed: Claimed, status: int,
+         answer: str) -> None:
+    if _leased(conn, owner, claimed) is None:
+        return
+    r = claimed.record
+    conn.execute(BURY, (r.kind, r.key, r.body, r.user_agent, status, answer,
+                        claimed.attempts + 1, time.time()))
+    settle(conn, [claimed.id])
 
 
 def release_leases(conn: sqlite3.Connection, owner: str) -> None:
@@ -185,13 +262,14 @@ def any_due(conn: sqlite3.Connection) -> bool:
 
 
 def oldest_age(conn: sqlite3.Connection) -> float:
-    # Ids grow with time, so the lowest id is the oldest record (retries keep their id).
     row = conn.execute(OLDEST).fetchone()
-    return 0.0 if row is None else max(time.time() - float(row[0]), 0.0)
+    return 0.0 if row is None or row[0] is None else max(time.time() - float(row[0]), 0.0)
 
 
 def dead_letters(conn: sqlite3.Connection, limit: int) -> list[DeadLetter]:
     return [
-        DeadLetter(str(row[0]), _record(row[1:5]), int(row[5]), row[6], int(row[7]), row[8])
+        DeadLetter(str(row[0]), Record(kind=row[1], key=row[2], body=bytes(row[3]),
+                                       user_agent=row[4]),
+                   int(row[5]), row[6], int(row[7]), row[8])
         for row in conn.execute(DEAD_LETTERS, (limit,)).fetchall()
     ]

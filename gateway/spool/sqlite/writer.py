@@ -35,27 +35,27 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 Outcome = Any | BaseException  # a call's answer, or what it raises
-# The puts of a batch and each one's lease end (0: not leased) -> each one's new row ids.
+# The puts of a batch and each one's lease end (0: not leased) -> each one's record ids.
 Store = Callable[[sqlite3.Connection, list[Sequence[Record]], list[float]],
-                 list[list[int] | BaseException]]
+                 list[list[str] | BaseException]]
 
 
 @dataclass(slots=True)
 class Put:
-    """One `put` call: the batch's puts are stored together. Answered with each record's new
-    row id, 0 for a duplicate; stored leased to this process until `lease_until` if not 0."""
+    """One `put` call: the batch's puts are stored together. Answered with each record's id,
+    "" for a duplicate; stored leased to this process until `lease_until` if not 0."""
 
     records: Sequence[Record]
     lease_until: float
-    future: asyncio.Future[list[int]]
+    future: asyncio.Future[list[str]]
     loop: asyncio.AbstractEventLoop
 
 
 @dataclass(slots=True)
 class Acks:
-    """The acks noted in one turn of the event loop: deleted together, answered to nobody."""
+    """The acks noted in one turn of the event loop: settled together, answered to nobody."""
 
-    ids: list[int]
+    ids: list[str]
 
 
 @dataclass(slots=True)
@@ -108,7 +108,7 @@ class Writer:
         self._purge_interval = purge_interval  # how often expired dedupe keys are forgotten
         self._keys_purged = time.monotonic()
         self._queue: queue.SimpleQueue[Op | object] = queue.SimpleQueue()
-        self._acks: list[int] = []  # noted in this turn of the event loop, not yet queued
+        self._acks: list[str] = []  # noted in this turn of the event loop, not yet queued
         self._thread = threading.Thread(target=self._loop, name="spool-writer", daemon=True)
         self.commits = 0  # transactions committed; tests and benchmarks read it
 
@@ -130,13 +130,13 @@ class Writer:
         self._enqueue(op)
         return op.future
 
-    def put(self, records: Sequence[Record], lease_until: float) -> asyncio.Future[list[int]]:
+    def put(self, records: Sequence[Record], lease_until: float) -> asyncio.Future[list[str]]:
         loop = asyncio.get_running_loop()
         op = Put(records, lease_until, loop.create_future(), loop)
         self._enqueue(op)
         return op.future
 
-    def ack(self, record_id: int) -> None:
+    def ack(self, record_id: str) -> None:
         """Note the ack; the turn's acks go to the writer together, before any later call."""
         if not self._acks:
             asyncio.get_running_loop().call_soon(self._queue_acks)
@@ -210,7 +210,7 @@ class Writer:
     def _apply(self, batch: list[Op]) -> list[Outcome]:
         """The batch's acks together, its puts together (room made by the acks counts),
         then every other call in turn."""
-        tables.delete(self._conn, [i for op in batch if isinstance(op, Acks) for i in op.ids])
+        tables.settle(self._conn, [i for op in batch if isinstance(op, Acks) for i in op.ids])
         puts = [op for op in batch if isinstance(op, Put)]
         stored = iter(self._store(self._conn, [op.records for op in puts],
                                   [op.lease_until for op in puts]))
