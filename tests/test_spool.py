@@ -595,7 +595,7 @@ async def test_sqlite_forgets_expired_keys(tmp_path: Path) -> None:
         await spool.put(records(5))
         await asyncio.sleep(0.5)
         with sqlite3.connect(path) as conn:
-            assert conn.execute("SELECT count(*) FROM key_log").fetchone() == (0,)
+            assert conn.execute("SELECT count(*) FROM key_batches").fetchone() == (0,)
     finally:
         await spool.close()
 
@@ -637,6 +637,27 @@ async def test_sqlite_keys_of_an_earlier_version_are_kept(tmp_path: Path) -> Non
         with sqlite3.connect(path) as conn:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         assert "keys" not in tables
+    finally:
+        await spool.close()
+
+
+async def test_sqlite_a_key_log_of_an_earlier_version_is_kept(tmp_path: Path) -> None:
+    """Spools before the key batches logged a key a row: moved to batches of one on open."""
+    path = tmp_path / "spool.db"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE key_log (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                    " key TEXT NOT NULL, expires_at REAL NOT NULL)")
+        old.executemany("INSERT INTO key_log (key, expires_at) VALUES (?, ?)",
+                        [("k0", time.time() + 60), ("k1", time.time() - 1), ("k2", 2e9)])
+    spool = SqliteSpool(str(path), 100, 60.0)
+    await spool.start()
+    try:
+        assert await spool.put(records(4)) == [False, True, False, True]  # k1 had expired
+        with sqlite3.connect(path) as conn:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+            logged = conn.execute("SELECT keys FROM key_batches ORDER BY id").fetchall()
+        assert "key_log" not in tables
+        assert [json.loads(keys) for (keys,) in logged] == [["k0"], ["k1"], ["k2"], ["k1", "k3"]]
     finally:
         await spool.close()
 

@@ -1,39 +1,39 @@
 """The SQLite spool's dedupe keys: decided in memory, kept in an append-only log in the file.
 
 The writer decides which records are new against the keys this process knows (`KnownKeys`,
-each until its own expiry) and appends the new ones to `key_log`. Before deciding, under the
-write lock, it learns the rows logged since it last looked: other processes' keys, or on the
-first put every key the file remembers, so a key is refused by every process of the machine
-and after a restart. A unique index on the keys would cost a random page per key per commit,
-which is why they are a log (docs/performance.md has the measurements).
+each until its own expiry) and appends the new ones to `key_batches`: a row per transaction
+and expiry, its keys a JSON array, so a beacon's twenty keys cost the file one row, not
+twenty. Before deciding, under the write lock, it learns the rows logged since it last
+looked: other processes' keys, or on the first put every key the file remembers, so a key is
+refused by every process of the machine and after a restart. A unique index on the keys would
+cost a random page per key per commit, which is why they are a log (docs/performance.md has
+the measurements).
 The writer thread alone uses a `KeyLog`.
 """
 
 from __future__ import annotations
 
-import functools
+import itertools
 import logging
 import sqlite3
 from typing import Final
+
+import orjson
 
 from gateway.spool.keys import KnownKeys
 from gateway.spool.sqlite.schema import roll_back
 
 log = logging.getLogger(__name__)
 
-# `{values}`: `(?, ?)` per key.
-LOG_KEYS: Final = "INSERT INTO key_log (key, expires_at) VALUES {values}"
-KEYS_SINCE: Final = "SELECT id, key, expires_at FROM key_log WHERE id > ? ORDER BY id"
+LOG_KEYS: Final = "INSERT INTO key_batches (keys, expires_at) VALUES (?, ?)"
+KEYS_SINCE: Final = "SELECT id, keys, expires_at FROM key_batches WHERE id > ? ORDER BY id"
 FORGET_EXPIRED_KEYS: Final = """
-    DELETE FROM key_log WHERE id IN (SELECT id FROM key_log WHERE expires_at <= ? LIMIT ?)"""
+    DELETE FROM key_batches
+    WHERE id IN (SELECT id FROM key_batches WHERE expires_at <= ? LIMIT ?)"""
 
-KEY_PURGE_CHUNK: Final = 10_000  # expired keys deleted per transaction, so no lock is held long
-KEYS_PER_STATEMENT: Final = 400  # 2 variables each, far below SQLITE_MAX_VARIABLE_NUMBER
-
-
-@functools.lru_cache(maxsize=32)
-def _log_keys(count: int) -> str:
-    return LOG_KEYS.format(values=", ".join(["(?, ?)"] * count))
+# Rows of expired keys deleted per transaction, so no lock is held long: a row holds the keys
+# of one transaction, up to a group commit's (IAN_SPOOL_MAX_BATCH records).
+KEY_PURGE_CHUNK: Final = 100
 
 
 class KeyLog:
@@ -56,9 +56,9 @@ class KeyLog:
             if key not in new and not self._known.known(key, now):
                 new[key] = expires_at
         pairs = list(new.items())
-        for start in range(0, len(pairs), KEYS_PER_STATEMENT):
-            chunk = pairs[start:start + KEYS_PER_STATEMENT]
-            cursor = conn.execute(_log_keys(len(chunk)), [v for pair in chunk for v in pair])
+        for expires_at, group in itertools.groupby(pairs, key=lambda pair: pair[1]):
+            batch = orjson.dumps([key for key, _ in group]).decode()
+            cursor = conn.execute(LOG_KEYS, (batch, expires_at))
             assert cursor.lastrowid is not None, "an INSERT sets it"
             self._logged_upto = cursor.lastrowid
         self._logged.extend(pairs)
@@ -70,7 +70,8 @@ class KeyLog:
         put, every key the file remembers."""
         rows = conn.execute(KEYS_SINCE, (self._known_upto,)).fetchall()
         if rows:
-            self._known.learn((key, expires_at) for _, key, expires_at in rows)
+            self._known.learn((key, expires_at) for _, keys, expires_at in rows
+                              for key in orjson.loads(keys))
             self._known_upto = rows[-1][0]
 
     def settle(self, committed: bool) -> None:

@@ -38,19 +38,30 @@ SCHEMA: Final = (
     "CREATE INDEX IF NOT EXISTS puts_enqueued ON puts (enqueued_at)",
     # Dedupe keys, appended as they are first seen (keylog.py). AUTOINCREMENT: an id is never
     # used twice, even once every row is purged, so "rows after the last one learned" misses none.
+    # Earlier versions logged a key a row (`key_log`), and before that kept a unique index.
     """CREATE TABLE IF NOT EXISTS key_log (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         key TEXT NOT NULL,
         expires_at REAL NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS key_log_expiry ON key_log (expires_at)",
-    # Earlier versions kept the keys in a unique index (`keys`): moved to the log.
     """CREATE TABLE IF NOT EXISTS keys (
         key TEXT PRIMARY KEY,
         expires_at REAL NOT NULL
     ) WITHOUT ROWID""",
     "INSERT INTO key_log (key, expires_at) SELECT key, expires_at FROM keys ORDER BY expires_at",
     "DROP TABLE keys",
+    # Since: a row per transaction and expiry, its keys a JSON array (keylog.py), not a row
+    # per key. The log of the version before moves over, a key a row.
+    """CREATE TABLE IF NOT EXISTS key_batches (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        keys TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS key_batches_expiry ON key_batches (expires_at)",
+    """INSERT INTO key_batches (keys, expires_at)
+    SELECT json_array(key), expires_at FROM key_log ORDER BY id""",
+    "DROP TABLE key_log",
     """CREATE TABLE IF NOT EXISTS dead_letters (
         id INTEGER PRIMARY KEY,
         kind TEXT NOT NULL,
