@@ -1,17 +1,20 @@
 """What each spool call does to the SQLite spool's puts and dead letters, as statements.
 
 A row of `puts` holds the records of one put (schema.py), and a record's id is
-`<row id>.<index in the row>`. The writes run on the writer thread inside its batch's
-transaction (writer.py); the reads on the spool's reading connection. A claimed row is leased
-to one process (lease owner + lease end, kept in `due_at`): a row is due when `due_at <= now`,
-so a live lease hides it and an expired one (a dead worker) makes it claimable again. An ack
-marks its record settled whoever holds the lease (the upstream has it); a retry or dead letter
-settles a record only while its row's lease is the caller's own: if it ran out and another
-worker holds it, theirs to settle. A row is deleted once every record in it is settled.
+`<row id>.<index in the row>`, or the row id alone for a record alone in its row (a one-event
+beacon, a retry): its ack deletes the row without reading it first. The writes run on the
+writer thread inside its batch's transaction (writer.py); the reads on the spool's reading
+connection. A claimed row is leased to one process (lease owner + lease end, kept in
+`due_at`): a row is due when `due_at <= now`, so a live lease hides it and an expired one (a
+dead worker) makes it claimable again. An ack marks its record settled whoever holds the
+lease (the upstream has it); a retry or dead letter settles a record only while its row's
+lease is the caller's own: if it ran out and another worker holds it, theirs to settle. A
+row is deleted once every record in it is settled.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -24,9 +27,9 @@ from gateway.spool.sqlite.keylog import KeyLog
 
 COUNT_RECORDS: Final = "SELECT n FROM counts WHERE name = 'records'"
 ADD_TO_COUNT: Final = "UPDATE counts SET n = n + ? WHERE name = 'records'"
-INSERT_PUT: Final = """
+INSERT_PUTS: Final = """
     INSERT INTO puts (settled, attempts, enqueued_at, due_at, lease_owner, records, bodies)
-    VALUES (?, ?, ?, ?, ?, ?, ?)"""
+    VALUES {values}"""
 DUE_PUTS: Final = """
     SELECT id, length(settled) FROM puts WHERE due_at <= ? ORDER BY due_at, id LIMIT ?"""
 CLAIM: Final = """
@@ -60,6 +63,12 @@ PURGE_ALL: Final = "DELETE FROM dead_letters"
 PURGE_ONE: Final = "DELETE FROM dead_letters WHERE id = ?"
 
 IDS_PER_STATEMENT: Final = 1000  # row ids in one JSON array parameter
+PUTS_PER_STATEMENT: Final = 100  # 7 variables each, far below SQLITE_MAX_VARIABLE_NUMBER
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_puts(count: int) -> str:
+    return INSERT_PUTS.format(values=", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * count))
 
 
 def _row(records: Sequence[Record], attempts: int, enqueued_at: float, due_at: float,
@@ -77,15 +86,20 @@ def _unpack(row: Sequence[Any]) -> list[Claimed]:
     for index, (kind, key, user_agent, size) in enumerate(orjson.loads(meta)):
         if not settled[index]:
             record = Record(kind, key, bytes(bodies[start:start + size]), user_agent)
-            claimed.append(Claimed(f"{put_id}.{index}", record, int(attempts)))
+            claimed.append(Claimed(_name(put_id, index, len(settled)), record, int(attempts)))
         start += size
     return claimed
+
+
+def _name(put_id: int, index: int, records: int) -> str:
+    """The id of the record at `index` of a row of `records`."""
+    return f"{put_id}.{index}" if records > 1 else str(put_id)
 
 
 def _address(record_id: str) -> tuple[int, int]:
     """A record id's row id and index in the row."""
     put_id, _, index = record_id.partition(".")
-    return int(put_id), int(index)
+    return int(put_id), int(index or 0)
 
 
 def _int_ids(ids: Sequence[str]) -> list[int]:
@@ -120,8 +134,7 @@ def store(conn: sqlite3.Connection, calls: list[Sequence[Record]], leases: list[
              if fit]
     new = keys.new(conn, [(r.key, now + remember_for(r.kind, dedupe_ttl))
                           for records, _ in taken for r in records], now)
-    ids: list[str] = []
-    stored = 0
+    puts: list[tuple[list[int], tuple[Any, ...] | None]] = []  # per put: places, its row
     for records, lease in taken:
         fresh: list[Record] = []
         places: list[int] = []  # each record's index in the row, -1 for a duplicate
@@ -132,27 +145,47 @@ def store(conn: sqlite3.Connection, calls: list[Sequence[Record]], leases: list[
                 fresh.append(record)
             else:
                 places.append(-1)
-        put_id = 0
-        if fresh:
-            put_id = conn.execute(
-                INSERT_PUT, _row(fresh, 0, now, lease or now, owner if lease else None)
-            ).lastrowid or 0
-            stored += len(fresh)
-        ids.extend(f"{put_id}.{place}" if place >= 0 else "" for place in places)
-    _count(conn, stored)
+        puts.append((places, _row(fresh, 0, now, lease or now, owner if lease else None)
+                             if fresh else None))
+    row_ids = iter(_insert(conn, [row for _, row in puts if row]))
+    ids: list[str] = []
+    for places, row in puts:
+        put_id = next(row_ids) if row else 0
+        stored = len(places) - places.count(-1)
+        ids.extend(_name(put_id, place, stored) if place >= 0 else "" for place in places)
+    _count(conn, sum(place >= 0 for places, _ in puts for place in places))
     return per_call(calls, fits, ids)
+
+
+def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[int]:
+    """The rows' ids, in order: a multi-row insert per PUTS_PER_STATEMENT (per-statement
+    overhead is what a one-event put costs once commits are shared). AUTOINCREMENT gives each
+    row in turn one more than the largest id yet (sqlite.org, "autoinc"), and the write lock
+    is held: a statement's rows have consecutive ids, its last one `lastrowid`."""
+    ids: list[int] = []
+    for start in range(0, len(rows), PUTS_PER_STATEMENT):
+        chunk = rows[start:start + PUTS_PER_STATEMENT]
+        last = conn.execute(_insert_puts(len(chunk)),
+                            [value for row in chunk for value in row]).lastrowid
+        assert last is not None, "an INSERT sets it"
+        ids.extend(range(last - len(chunk) + 1, last + 1))
+    return ids
 
 
 def settle(conn: sqlite3.Connection, record_ids: list[str]) -> None:
     """These records are done (acked): marked settled, and their rows deleted once every
     record in them is."""
+    alone: list[int] = []  # rows of one record: deleted without reading them
     by_row: dict[int, list[int]] = {}
     for record_id in record_ids:
-        put_id, index = _address(record_id)
-        by_row.setdefault(put_id, []).append(index)
+        if "." in record_id:
+            put_id, index = _address(record_id)
+            by_row.setdefault(put_id, []).append(index)
+        else:
+            alone.append(int(record_id))
+    settled_now = _delete(conn, alone)
+    gone: list[int] = []  # rows whose records are all settled now
     marked: list[tuple[bytes, int]] = []
-    gone: list[int] = []
-    settled_now = 0
     for chunk in _chunks(list(by_row)):
         for put_id, settled in conn.execute(SETTLED, (chunk,)).fetchall():
             flags = bytearray(settled)
@@ -166,9 +199,13 @@ def settle(conn: sqlite3.Connection, record_ids: list[str]) -> None:
                 marked.append((bytes(flags), put_id))
     if marked:
         conn.executemany(MARK, marked)
-    for chunk in _chunks(gone):
-        conn.execute(DELETE_PUTS, (chunk,))
+    _delete(conn, gone)
     _count(conn, -settled_now)
+
+
+def _delete(conn: sqlite3.Connection, put_ids: list[int]) -> int:
+    """Delete these rows; answer how many were there."""
+    return sum(conn.execute(DELETE_PUTS, (chunk,)).rowcount for chunk in _chunks(put_ids))
 
 
 def lease(conn: sqlite3.Connection, owner: str, seconds: float, limit: int) -> list[Claimed]:
@@ -203,8 +240,8 @@ def postpone(conn: sqlite3.Connection, owner: str, claimed: Claimed, delay: floa
     enqueued_at = _leased(conn, owner, claimed)
     if enqueued_at is None:
         return
-    conn.execute(INSERT_PUT, _row([claimed.record], claimed.attempts + 1, enqueued_at,
-                                  time.time() + delay, None))
+    _insert(conn, [_row([claimed.record], claimed.attempts + 1, enqueued_at,
+                        time.time() + delay, None)])
     _count(conn, 1)
     settle(conn, [claimed.id])
 
