@@ -679,6 +679,12 @@ def test_known_keys_each_until_its_own_expiry() -> None:
     assert len(known) == 0
 
 
+# Earlier versions' table of records, a row each (schema.py moves them to `puts`).
+OLD_RECORDS = """
+    CREATE TABLE records (id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL, key TEXT NOT NULL, body BLOB NOT NULL, user_agent TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, enqueued_at REAL NOT NULL,
+        due_at REAL NOT NULL, lease_owner TEXT)"""
 # Records not settled, counted in the rows of the puts (schema.py).
 WAITING_RECORDS = """
     SELECT count(*) FROM puts, json_each(puts.records) AS record
@@ -690,13 +696,7 @@ async def test_sqlite_depth_stays_exact_through_every_call(tmp_path: Path) -> No
     path = tmp_path / "spool.db"
     with sqlite3.connect(path) as old:  # a spool of an earlier version: triggers kept it
         old.execute("CREATE TABLE counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL)")
-        old.execute(
-            "CREATE TABLE records (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-            " kind TEXT NOT NULL, key TEXT NOT NULL, body BLOB NOT NULL,"
-            " user_agent TEXT NOT NULL,"
-            " attempts INTEGER NOT NULL DEFAULT 0, enqueued_at REAL NOT NULL,"
-            " due_at REAL NOT NULL, lease_owner TEXT)"
-        )
+        old.execute(OLD_RECORDS)
         old.execute("INSERT INTO counts VALUES ('records', 0)")
         old.execute(
             "CREATE TRIGGER records_counted_in AFTER INSERT ON records"
@@ -850,13 +850,7 @@ async def test_sqlite_records_of_an_earlier_version_are_moved_to_puts(tmp_path: 
     """A file with a row per record (up to 0.x): each becomes a put of one, nothing lost."""
     path = tmp_path / "spool.db"
     with sqlite3.connect(path) as old:
-        old.execute(
-            "CREATE TABLE records (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-            " kind TEXT NOT NULL, key TEXT NOT NULL, body BLOB NOT NULL,"
-            " user_agent TEXT NOT NULL,"
-            " attempts INTEGER NOT NULL DEFAULT 0, enqueued_at REAL NOT NULL,"
-            " due_at REAL NOT NULL, lease_owner TEXT)"
-        )
+        old.execute(OLD_RECORDS)
         old.execute("CREATE TABLE counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL)")
         old.execute("INSERT INTO counts VALUES ('records', 2)")
         old.executemany(
