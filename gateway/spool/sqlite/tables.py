@@ -73,7 +73,7 @@ def _insert_puts(count: int) -> str:
 
 def _row(records: Sequence[Record], attempts: int, enqueued_at: float, due_at: float,
          owner: str | None) -> tuple[Any, ...]:
-    """INSERT_PUT's parameters for a put of `records`, none settled."""
+    """INSERT_PUTS's parameters for a row of `records`, none settled."""
     meta = orjson.dumps([(r.kind, r.key, r.user_agent, len(r.body)) for r in records])
     return (bytes(len(records)), attempts, enqueued_at, due_at, owner, meta.decode(),
             b"".join(r.body for r in records))
@@ -149,11 +149,13 @@ def store(conn: sqlite3.Connection, calls: list[Sequence[Record]], leases: list[
                              if fresh else None))
     row_ids = iter(_insert(conn, [row for _, row in puts if row]))
     ids: list[str] = []
+    stored = 0
     for places, row in puts:
         put_id = next(row_ids) if row else 0
-        stored = len(places) - places.count(-1)
-        ids.extend(_name(put_id, place, stored) if place >= 0 else "" for place in places)
-    _count(conn, sum(place >= 0 for places, _ in puts for place in places))
+        in_row = len(places) - places.count(-1)
+        ids.extend(_name(put_id, place, in_row) if place >= 0 else "" for place in places)
+        stored += in_row
+    _count(conn, stored)
     return per_call(calls, fits, ids)
 
 
