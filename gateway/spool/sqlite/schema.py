@@ -83,12 +83,16 @@ SCHEMA: Final = (
     "DROP TRIGGER IF EXISTS records_counted_out",
 )
 
+# A put of one record, none settled, from a table of a record a row (kind, key, user_agent,
+# body): its `settled`, `records` and `bodies` columns. The `records` layout is tables._row's.
+ONE_RECORD_PUT: Final = (
+    "x'00', json_array(json_array(kind, key, user_agent, length(body))), body")
+
 # Earlier versions kept a row per record in `records`: each becomes a put of one.
 IS_OLD_TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'records'"
 MOVE_OLD_RECORDS: Final = (
-    """INSERT INTO puts (settled, attempts, enqueued_at, due_at, lease_owner, records, bodies)
-    SELECT x'00', attempts, enqueued_at, due_at, lease_owner,
-           json_array(json_array(kind, key, user_agent, length(body))), body
+    f"""INSERT INTO puts (attempts, enqueued_at, due_at, lease_owner, settled, records, bodies)
+    SELECT attempts, enqueued_at, due_at, lease_owner, {ONE_RECORD_PUT}
     FROM records ORDER BY id""",
     "INSERT OR REPLACE INTO counts VALUES ('records', (SELECT count(*) FROM records))",
     "DROP TABLE records",

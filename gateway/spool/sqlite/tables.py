@@ -24,6 +24,7 @@ import orjson
 
 from gateway.spool import Claimed, DeadLetter, Record, admit, per_call, remember_for
 from gateway.spool.sqlite.keylog import KeyLog
+from gateway.spool.sqlite.schema import ONE_RECORD_PUT
 
 COUNT_RECORDS: Final = "SELECT n FROM counts WHERE name = 'records'"
 ADD_TO_COUNT: Final = "UPDATE counts SET n = n + ? WHERE name = 'records'"
@@ -53,10 +54,9 @@ OLDEST: Final = "SELECT min(enqueued_at) FROM puts"
 DEAD_LETTERS: Final = """
     SELECT id, kind, key, body, user_agent, status, answer, attempts, failed_at
     FROM dead_letters ORDER BY failed_at, id LIMIT ?"""
-REPLAY: Final = """
-    INSERT INTO puts (settled, attempts, enqueued_at, due_at, records, bodies)
-    SELECT x'00', 0, ?, ?, json_array(json_array(kind, key, user_agent, length(body))), body
-    FROM dead_letters"""
+REPLAY: Final = f"""
+    INSERT INTO puts (attempts, enqueued_at, due_at, settled, records, bodies)
+    SELECT 0, ?, ?, {ONE_RECORD_PUT} FROM dead_letters"""
 REPLAY_ALL: Final = REPLAY + " ORDER BY id"
 REPLAY_ONE: Final = REPLAY + " WHERE id = ?"
 PURGE_ALL: Final = "DELETE FROM dead_letters"
