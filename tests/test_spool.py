@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import sqlite3
 import time
 import uuid
@@ -739,6 +740,32 @@ async def test_sqlite_url_default_is_the_working_directory(
     await spool.start()
     await spool.close()
     assert (tmp_path / "ian-spool.db").exists()
+
+
+def start_then_close(path: str, together: Any) -> None:
+    """A worker process's spool opening: start, once every other worker is about to, and close."""
+    async def run() -> None:
+        spool = SqliteSpool(path, 100, 60)
+        await spool.start()
+        await spool.close()
+
+    together.wait()
+    asyncio.run(run())
+
+
+def test_sqlite_workers_starting_together_on_a_fresh_file_each_open_it(tmp_path: Path) -> None:
+    """`serve --workers N` starts its workers at once on one file: none may fail to open it
+    (each turns a new file to WAL; SQLite can answer that busy at once, not after a wait)."""
+    fork = multiprocessing.get_context("fork")
+    for attempt in range(40):
+        together = fork.Barrier(4)
+        path = str(tmp_path / f"spool-{attempt}.db")
+        workers = [fork.Process(target=start_then_close, args=(path, together)) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        assert [worker.exitcode for worker in workers] == [0, 0, 0, 0], f"attempt {attempt}"
 
 
 # -- Redis: instances and consumers on one server ------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from typing import Final
 
 from gateway.settings import ConfigError
@@ -99,6 +100,7 @@ MOVE_OLD_RECORDS: Final = (
 )
 
 WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024  # the WAL is truncated back to this after a checkpoint
+WAL_RETRY: Final = 0.01  # seconds between asks for WAL while another process holds the file
 
 
 def connect(path: str, synchronous: str, busy_timeout: float) -> sqlite3.Connection:
@@ -116,7 +118,7 @@ def connect(path: str, synchronous: str, busy_timeout: float) -> sqlite3.Connect
 def open_writer(path: str, synchronous: str, busy_timeout: float) -> sqlite3.Connection:
     """The writer's connection, on a file in WAL mode with every table of this version."""
     conn = connect(path, synchronous, busy_timeout)
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    mode = to_wal(conn, busy_timeout)
     if mode != "wal":
         conn.close()
         raise ConfigError(f"IAN_SPOOL: {path!r} cannot use WAL (journal_mode={mode})")
@@ -134,6 +136,25 @@ def open_writer(path: str, synchronous: str, busy_timeout: float) -> sqlite3.Con
         conn.close()
         raise
     return conn
+
+
+def to_wal(conn: sqlite3.Connection, busy_timeout: float) -> str:
+    """The file's journal mode after asking for WAL, asked again while busy for `busy_timeout`.
+
+    Workers starting together on a new file each ask at once, and each switch needs the
+    lock the others' reads hold. SQLite then answers one of them SQLITE_BUSY at once rather
+    than wait in the busy handler ("If SQLite determines that invoking the busy handler
+    could result in a deadlock, it will go ahead and return SQLITE_BUSY": sqlite.org,
+    sqlite3_busy_handler), and a worker that stopped there would stop the server.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(WAL_RETRY)
 
 
 def roll_back(conn: sqlite3.Connection) -> None:
