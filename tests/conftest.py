@@ -5,15 +5,32 @@ The helpers they are built from live in `tests.support`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 
 import httpx
 import pytest
+from pluggy import Result
 
 from tests.support import Process, free_port
 from tests.support.redis_server import REDIS_MISSING, redis_available, redis_server
 from tests.support.upstream import Upstream, recording_upstream
+
+LOG_TAIL = 4000  # characters of each running process's log in a failing test's report
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Result[pytest.TestReport], None]:
+    """A failing test's report ends with the log of every `ian-gateway` process still
+    running: the gateway's own account (a worker that failed to start, a traceback)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for process in sorted(Process.running, key=lambda p: p.port):
+            title = f"ian-gateway {' '.join(process.args)} (exit {process.proc.poll()})"
+            report.sections.append((title, process.output()[-LOG_TAIL:]))
 
 
 @pytest.fixture

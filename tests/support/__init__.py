@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import orjson
@@ -89,9 +89,16 @@ def thread_server(app: Any, port: int | None = None, **tls: Any) -> Iterator[Thr
 
 
 class Process:
-    """`ian-gateway ARGS` as a real child process listening on `port`."""
+    """`ian-gateway ARGS` as a real child process listening on `port`.
+
+    Those not yet stopped are in `Process.running`: a failing test's report ends with
+    their logs (tests/conftest.py), which live in a temporary directory CI never prints.
+    """
+
+    running: ClassVar[set[Process]] = set()
 
     def __init__(self, args: list[str], port: int, env: Mapping[str, str], cwd: Path) -> None:
+        self.args = args
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         full_env = {**os.environ, **env}
@@ -101,6 +108,7 @@ class Process:
             [sys.executable, "-m", "gateway", *args], env=full_env, cwd=cwd,
             stdout=self._log_file, stderr=subprocess.STDOUT,
         )
+        Process.running.add(self)
         try:
             wait_for_port(port, proc=self.proc)
         except Exception:
@@ -114,6 +122,7 @@ class Process:
         self.proc.send_signal(signum)
 
     def stop(self, timeout: float = 15.0) -> int:
+        Process.running.discard(self)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
