@@ -81,10 +81,14 @@ def test_orders_past_three_days_are_not_sent() -> None:
         body = {"event": "order.created", "properties": {"created_at_utc": created}}
         return Record("order_log", "order:1", orjson.dumps(body), "")
 
-    assert too_old(order("2026-11-19T12:30:00+00:00"), now) is None
-    reason = too_old(order("2026-11-19T11:00:00+00:00"), now)
+    assert too_old(order("2026-11-19T12:30:00+00:00"), lambda: now) is None
+    reason = too_old(order("2026-11-19T11:00:00+00:00"), lambda: now)
     assert reason is not None and "more than 3 days ago" in reason
-    assert too_old(Record("track", "k", b"{}", ""), now) is None
+
+    def not_read() -> datetime:
+        raise AssertionError("a track record never ages out: the clock is not read for it")
+
+    assert too_old(Record("track", "k", b"{}", ""), not_read) is None
 
 
 class ScriptedConnect:
