@@ -186,7 +186,10 @@ class Connect:
                 token = await self.tokens.get(self)
             except TokenError as exc:
                 return exc.answer
-        answer = await self._send(record, token)
+        path = PATHS[record.kind]
+        # track doc example: the shopper's user agent travels as User-Agent too
+        user_agent = record.user_agent or OWN_USER_AGENT
+        answer = await self.post_json(path, record.body, f"Bearer {token}", user_agent)
         if answer.status != 401:
             return answer
         try:
@@ -194,12 +197,7 @@ class Connect:
             token = await self.tokens.get(self)
         except TokenError as exc:
             return exc.answer
-        return await self._send(record, token)
-
-    async def _send(self, record: Record, token: str) -> Answer:
-        # track doc example: the shopper's user agent travels as User-Agent too
-        return await self.post_json(PATHS[record.kind], record.body, f"Bearer {token}",
-                                    record.user_agent or OWN_USER_AGENT)
+        return await self.post_json(path, record.body, f"Bearer {token}", user_agent)
 
     async def post_json(self, path: str, body: bytes, authorization: str | None = None,
                         user_agent: str = OWN_USER_AGENT) -> Answer:
