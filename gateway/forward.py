@@ -94,7 +94,10 @@ class Forwarder:
         self._waking = 0  # parked workers woken that have not run yet
         self._workers: list[asyncio.Task[None]] = []
         self._busy = 0  # records handed to the workers and not yet settled
-        self._slot_free = asyncio.Event()
+        # The claimer waits for room for a claim: until no more than `_claim_at` records are
+        # in hand. Not woken by every record settled: most would find too little room.
+        self._room = asyncio.Event()
+        self._claim_at = 0
         self._idle = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -118,7 +121,7 @@ class Forwarder:
     async def stop(self, drain_timeout: float = 10.0) -> None:
         """Stop claiming, let requests in flight finish; what does not finish stays in the spool."""
         self._stopping.set()
-        self._slot_free.set()  # a claimer waiting for room sees the stop now
+        self._room.set()  # a claimer waiting for room sees the stop now
         if self._task is not None:
             await self._task
         if self._busy:
@@ -132,10 +135,12 @@ class Forwarder:
     async def _run(self) -> None:
         while not self._stopping.is_set():
             capacity = 1 if self.upstream_down else AHEAD * self.limiter.limit
+            least = max(1, min(capacity // 4, CLAIM_MAX))  # the smallest claim worth making
             free = capacity - self._busy
-            if free < max(1, min(capacity // 4, CLAIM_MAX)):
-                self._slot_free.clear()
-                await self._slot_free.wait()
+            if free < least:
+                self._claim_at = capacity - least
+                self._room.clear()
+                await self._room.wait()
                 continue
             if self.upstream_down and await self._wait_for_probe():
                 continue
@@ -172,7 +177,8 @@ class Forwarder:
                 log.exception("could not settle record %s", claimed.id)
             finally:
                 self._busy -= 1
-                self._slot_free.set()
+                if self._busy <= self._claim_at:
+                    self._room.set()
                 if not self._busy:
                     self._idle.set()
 
@@ -197,9 +203,10 @@ class Forwarder:
 
     def _new_round(self, limiter: Limiter) -> None:
         """After each round of the limiter: its figures to the metrics, and a grown limit
-        to the workers."""
+        to the workers and the claimer."""
         self._metrics.observe_limiter(limiter)
         self._unpark()
+        self._room.set()
 
     async def _deliver(self, claimed: Claimed) -> None:
         """Send one record with the slot its worker took, and settle it."""
