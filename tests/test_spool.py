@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from gateway.dedupe import compact
 from gateway.spool import Claimed, Record, Spool, SpoolFull, open_spool
 from gateway.spool.keys import KnownKeys
 from gateway.spool.memory import MemorySpool
@@ -665,7 +666,7 @@ async def test_sqlite_a_key_log_of_an_earlier_version_is_kept(tmp_path: Path) ->
 
 def test_known_keys_each_until_its_own_expiry() -> None:
     known = KnownKeys()
-    event_id = str(uuid.uuid4())
+    event_id = compact(str(uuid.uuid4()))
     known.learn([(event_id, 10.0), ("order-1@t", 100.0)])
     assert known.known(event_id, 9.9)
     assert not known.known(event_id, 10.0)

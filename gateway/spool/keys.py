@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import operator
 from collections.abc import Iterable
 
-from gateway.dedupe import Key, compact
+from gateway.dedupe import Key
 
 
 class KnownKeys:
     """Exact: a key is known while `now` is before its expiry. Expired keys are
-    forgotten by batches in expiry order (a heap of batches), never by a scan."""
+    forgotten by batches in expiry order (a heap of batches), never by a scan.
+    Keys come compacted (`dedupe.compact`): the caller compacts each once."""
 
     def __init__(self) -> None:
         self._expiry: dict[Key, float] = {}
@@ -28,18 +30,17 @@ class KnownKeys:
     def __len__(self) -> int:
         return len(self._expiry)
 
-    def known(self, key: str, now: float) -> bool:
-        return self._expiry.get(compact(key), 0.0) > now
+    def known(self, key: Key, now: float) -> bool:
+        return self._expiry.get(key, 0.0) > now
 
-    def learn(self, keys: Iterable[tuple[str, float]]) -> None:
+    def learn(self, keys: Iterable[tuple[Key, float]]) -> None:
         """Remember each key until its expiry (a later expiry of a key already known wins)."""
-        for expires_at, group in itertools.groupby(keys, key=lambda pair: pair[1]):
+        for expires_at, group in itertools.groupby(keys, key=operator.itemgetter(1)):
             batch = []
             for key, _ in group:
-                compacted = compact(key)
-                if self._expiry.get(compacted, 0.0) < expires_at:
-                    self._expiry[compacted] = expires_at
-                    batch.append(compacted)
+                if self._expiry.get(key, 0.0) < expires_at:
+                    self._expiry[key] = expires_at
+                    batch.append(key)
             if batch:
                 heapq.heappush(self._batches, (expires_at, next(self._order), tuple(batch)))
 

@@ -20,6 +20,7 @@ from typing import Final
 
 import orjson
 
+from gateway.dedupe import Key, compact
 from gateway.spool.keys import KnownKeys
 from gateway.spool.sqlite.schema import roll_back
 
@@ -41,7 +42,7 @@ class KeyLog:
         self._known = KnownKeys()
         self._known_upto = 0  # the last key_log id learned
         # The keys logged by the transaction under way, up to id `_logged_upto`.
-        self._logged: list[tuple[str, float]] = []
+        self._logged: list[tuple[Key, float]] = []
         self._logged_upto = 0
 
     def new(self, conn: sqlite3.Connection, keys: list[tuple[str, float]],
@@ -51,17 +52,17 @@ class KeyLog:
         They are logged now and known once the transaction commits (`settle`).
         """
         self._catch_up(conn)
-        new: dict[str, float] = {}
+        new: dict[str, tuple[Key, float]] = {}  # key -> compacted, expiry
         for key, expires_at in keys:
-            if key not in new and not self._known.known(key, now):
-                new[key] = expires_at
-        pairs = list(new.items())
-        for expires_at, group in itertools.groupby(pairs, key=lambda pair: pair[1]):
+            compacted = compact(key)
+            if key not in new and not self._known.known(compacted, now):
+                new[key] = (compacted, expires_at)
+        for expires_at, group in itertools.groupby(new.items(), key=lambda item: item[1][1]):
             batch = orjson.dumps([key for key, _ in group]).decode()
             cursor = conn.execute(LOG_KEYS, (batch, expires_at))
             assert cursor.lastrowid is not None, "an INSERT sets it"
             self._logged_upto = cursor.lastrowid
-        self._logged.extend(pairs)
+        self._logged.extend(new.values())
         return set(new)
 
     def _catch_up(self, conn: sqlite3.Connection) -> None:
@@ -70,7 +71,7 @@ class KeyLog:
         put, every key the file remembers."""
         rows = conn.execute(KEYS_SINCE, (self._known_upto,)).fetchall()
         if rows:
-            self._known.learn((key, expires_at) for _, keys, expires_at in rows
+            self._known.learn((compact(key), expires_at) for _, keys, expires_at in rows
                               for key in orjson.loads(keys))
             self._known_upto = rows[-1][0]
 
