@@ -25,7 +25,7 @@ import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
-from gateway.dedupe import Dedupe
+from gateway.dedupe import Dedupe, Key, compact
 from gateway.spool.keys import KnownKeys
 
 COMMIT = 64  # keys the spool learns at once
@@ -55,10 +55,10 @@ def remember(count: int) -> tuple[Dedupe, KnownKeys]:
     """`count` event_ids, each in intake's `Dedupe` and in the spool's `KnownKeys`."""
     dedupe, known = Dedupe(ttl=900.0, maxsize=count), KnownKeys()
     expires_at = time.time() + 900.0
-    commit: list[tuple[str, float]] = []
+    commit: list[tuple[Key, float]] = []
     for key in event_ids(count):
         dedupe.is_duplicate(key)
-        commit.append((key, expires_at))
+        commit.append((compact(key), expires_at))  # as the spool's writer hands them over
         if len(commit) == COMMIT:
             known.learn(commit)
             commit = []
