@@ -206,7 +206,7 @@ class Connect:
         assert self._clients, "Connect.start() first"
         # A parsed Url and a header() call per header: a URL string is parsed again and a
         # dict of headers converted on every request, which costs the hot path about 4 µs
-        # more per record (docs/performance.md, "The forwarder's own CPU").
+        # more per record (docs/performance.md, "Settings chosen by measurement").
         request = next(self._next).post(self._urls[path]).header("User-Agent", user_agent)
         if authorization is not None:
             request = request.header("Authorization", authorization)

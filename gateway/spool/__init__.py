@@ -35,7 +35,8 @@ class SpoolFull(Exception):
 
 
 # Records and claims are named tuples: built for every event, they cost a third of a frozen
-# dataclass, whose __init__ sets each field through object.__setattr__ (docs/performance.md).
+# dataclass, whose __init__ sets each field through object.__setattr__ (docs/performance.md,
+# "Settings chosen by measurement").
 class Record(NamedTuple):
     """One accepted event or order, exactly as it will be sent upstream."""
 
