@@ -85,7 +85,18 @@ def figures(results: Mapping[str, Any]) -> dict[str, float | None]:
         "intake_without_spool_vs_bare_asgi": ratio(
             dig(results, "gateway", "intake_1_without_spool", "rps"),
             dig(results, "baselines", "bare_asgi", "rps")),
+        # information, no target: the field ratio by CPU per event. At 512 in flight the
+        # bare loop is capped by 512 / 40 ms while its core has time to spare; on a starved
+        # machine it is CPU-bound, and the field ratio then equals this one.
+        "field_cpu_vs_bare_pyreqwest": ratio(
+            cpu_per(dig(results, "field", "bare_pyreqwest") or {}, "rps"),
+            cpu_per(dig(results, "field", "e2e") or {}, "received_events_per_s")),
     }
+
+
+def cpu_per(figures: Mapping[str, Any], rate_key: str) -> float | None:
+    """Seconds of the server's CPU per request (or event), when the run measured it."""
+    return ratio(figures.get("cpu_busy"), figures.get(rate_key))
 
 
 def judge(results: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -181,6 +192,7 @@ def rows(results: Mapping[str, Any]) -> list[list[str]]:
 def field_rows(field: Mapping[str, Any]) -> list[list[str]]:
     """The field section: TLS, an upstream 40 ms away, the gateway at default settings."""
     e2e = field.get("e2e") or {}
+    by_cpu = figures({"field": field})["field_cpu_vs_bare_pyreqwest"]
     limit = (e2e.get("metrics") or {}).get("ian_forward_concurrency_limit")
     return [
         *(_bare_row(f"field: bare {client}, TLS, 512 in flight", field.get(f"bare_{client}"))
@@ -188,8 +200,12 @@ def field_rows(field: Mapping[str, Any]) -> list[list[str]]:
         ["field: gateway end-to-end, defaults", _num(e2e.get("received_events_per_s")),
          "events/s", f"stable {e2e.get('stable', '-')}, in-flight limit at the end "
          f"{_num(limit)}" + _cpu_note(e2e, e2e.get("received_events_per_s"), "event")
-         + _threads_note(e2e, e2e.get("received_events_per_s"))],
+         + _threads_note(e2e, e2e.get("received_events_per_s")) + _by_cpu_note(by_cpu)],
     ]
+
+
+def _by_cpu_note(by_cpu: float | None) -> str:
+    return "" if by_cpu is None else f"; by CPU per event {by_cpu:.2f} of bare pyreqwest"
 
 
 def _bare_row(label: str, figures: Mapping[str, Any] | None) -> list[str]:

@@ -46,7 +46,8 @@ def test_figures_are_same_run_ratios() -> None:
     assert figures == {"intake_vs_bare_asgi": 0.6, "e2e_vs_bare_aiohttp": 0.5,
                        "half_rate_p99_ms": 4.5, "half_rate_forwarder_p99_ms": None,
                        "field_e2e_vs_bare_aiohttp": 1.5, "field_e2e_vs_bare_pyreqwest": 0.5,
-                       "bytes_per_event_id": 250.0, "intake_without_spool_vs_bare_asgi": 0.8}
+                       "bytes_per_event_id": 250.0, "intake_without_spool_vs_bare_asgi": 0.8,
+                       "field_cpu_vs_bare_pyreqwest": None}
 
 
 def test_the_spool_free_intake_is_shown_for_information_only() -> None:
@@ -115,6 +116,16 @@ def test_render_splits_the_end_to_end_cpu_by_thread() -> None:
            "cpu_threads": {"main": 0.5, "pyreqwest": 0.3, "other": 0.1}}
     text = bench_report.render(results(e2e=e2e))
     assert "cpu 90% = 225 us/event (main 125, other 25, pyreqwest 75)" in text
+
+
+def test_the_field_ratio_by_cpu_is_shown_for_information_only() -> None:
+    run = results()
+    run["field"]["bare_pyreqwest"]["cpu_busy"] = 0.6  # 50 us per request at 12,000/s
+    run["field"]["e2e"]["cpu_busy"] = 0.9  # 150 us per event at 6,000/s
+    assert bench_report.figures(run)["field_cpu_vs_bare_pyreqwest"] == pytest.approx(1 / 3)
+    row = next(r for r in bench_report.rows(run) if r[0] == "field: gateway end-to-end, defaults")
+    assert row[3].endswith("; by CPU per event 0.33 of bare pyreqwest")
+    assert "field_cpu_vs_bare_pyreqwest" not in {t.key for t in bench_report.TARGETS}
 
 
 def test_thread_seconds_finds_this_process_main_thread() -> None:
