@@ -88,15 +88,16 @@ def figures(results: Mapping[str, Any]) -> dict[str, float | None]:
         # information, no target: the field ratio by CPU per event. At 512 in flight the
         # bare loop is capped by 512 / 40 ms while its core has time to spare; on a starved
         # machine it is CPU-bound, and the field ratio then equals this one.
-        "field_cpu_vs_bare_pyreqwest": ratio(
-            cpu_per(dig(results, "field", "bare_pyreqwest") or {}, "rps"),
-            cpu_per(dig(results, "field", "e2e") or {}, "received_events_per_s")),
+        "field_cpu_vs_bare_pyreqwest": field_cpu_ratio(results.get("field") or {}),
     }
 
 
-def cpu_per(figures: Mapping[str, Any], rate_key: str) -> float | None:
-    """Seconds of the server's CPU per request (or event), when the run measured it."""
-    return ratio(figures.get("cpu_busy"), figures.get(rate_key))
+def field_cpu_ratio(field: Mapping[str, Any]) -> float | None:
+    """The bare pyreqwest loop's CPU per request ÷ the gateway's per event, when measured."""
+    bare = field.get("bare_pyreqwest") or {}
+    e2e = field.get("e2e") or {}
+    return ratio(ratio(bare.get("cpu_busy"), bare.get("rps")),
+                 ratio(e2e.get("cpu_busy"), e2e.get("received_events_per_s")))
 
 
 def judge(results: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -192,7 +193,7 @@ def rows(results: Mapping[str, Any]) -> list[list[str]]:
 def field_rows(field: Mapping[str, Any]) -> list[list[str]]:
     """The field section: TLS, an upstream 40 ms away, the gateway at default settings."""
     e2e = field.get("e2e") or {}
-    by_cpu = figures({"field": field})["field_cpu_vs_bare_pyreqwest"]
+    by_cpu = field_cpu_ratio(field)
     limit = (e2e.get("metrics") or {}).get("ian_forward_concurrency_limit")
     return [
         *(_bare_row(f"field: bare {client}, TLS, 512 in flight", field.get(f"bare_{client}"))
